@@ -1,7 +1,6 @@
 // Bundles the CLI into one CommonJS file that runs with plain `node` (and later inside a SEA).
 import { build } from 'esbuild';
 
-
 await build({
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/storage-initializer.cjs',
