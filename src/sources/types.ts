@@ -52,6 +52,8 @@ export interface ObjectSource {
   list(signal: AbortSignal): AsyncIterable<RemoteObject>;
   /** A stream of exactly the requested bytes (the whole object when range is undefined). */
   read(obj: RemoteObject, range: ByteRange | undefined, signal: AbortSignal): Promise<Readable>;
+  /** Releases connections; called once after the transfer. */
+  close?(): Promise<void>;
 }
 
 export interface Summary {
@@ -72,6 +74,7 @@ export interface TreeSource {
   readonly name: string;
   readonly displayUri: string;
   materialize(dest: string, ctx: Context): Promise<Summary>;
+  close?(): Promise<void>;
 }
 
 export type Source = ObjectSource | TreeSource;

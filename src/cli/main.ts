@@ -1,0 +1,63 @@
+/**
+ * The entry point: argv + env -> settings -> initialize(); one clear line and exit 1 on failure.
+ * This file and settings/ are the only readers of process.argv and process.env.
+ */
+import pkg from '../../package.json' with { type: 'json' };
+import { describeError } from '../errors.js';
+import { initialize } from '../initialize.js';
+import { createLogger, type Logger } from '../log.js';
+import { loadSettings } from '../settings/settings.js';
+import { formatBytes } from '../transfer/progress.js';
+import { redactUri } from '../uri/redact.js';
+import { parseCommandLine } from './args.js';
+import { HELP } from './help.js';
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+function fallbackLogger(): Logger {
+  return createLogger({ level: 'info', format: 'text' });
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let log = fallbackLogger();
+  let interruptedBy: string | undefined;
+  try {
+    const command = parseCommandLine(argv);
+    if (command.kind === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (command.kind === 'version') {
+      process.stdout.write(`storage-initializer ${pkg.version}\n`);
+      return 0;
+    }
+    const settings = loadSettings(process.env, command.flags);
+    log = createLogger({ ...settings.log, secrets: settings.secrets });
+    const shownArgs = command.pairs.map((p) => `${redactUri(p.uri)} ${p.dest}`).join(' ');
+    log.info(`Initializing, args: ${shownArgs}`);
+
+    const controller = new AbortController();
+    for (const signal of Object.keys(SIGNAL_EXIT)) {
+      process.once(signal, () => {
+        log.warn(`received ${signal}; stopping (partial files are kept for the next run)`);
+        interruptedBy = signal;
+        controller.abort();
+        process.once(signal, () => process.exit(SIGNAL_EXIT[signal]));
+      });
+    }
+
+    const summary = await initialize(command.pairs, settings, log, controller.signal);
+    const rate = summary.fetchedBytes / 2 ** 20 / Math.max(summary.seconds, 0.001);
+    log.info(`Model downloaded in ${summary.seconds.toFixed(3)} seconds.`);
+    log.info(`summary: ${summary.files} files, ${formatBytes(summary.bytes)} (${summary.bytes} bytes), ${summary.seconds.toFixed(2)} s, ${rate.toFixed(1)} MiB/s`, {
+      files: summary.files, bytes: summary.bytes, fetched_bytes: summary.fetchedBytes, seconds: Number(summary.seconds.toFixed(3)), mib_per_s: Number(rate.toFixed(1)),
+    });
+    return 0;
+  } catch (err) {
+    log.error(describeError(err));
+    return interruptedBy === undefined ? 1 : (SIGNAL_EXIT[interruptedBy] ?? 1);
+  }
+}
+
+// Logs are written synchronously, so exiting at once loses nothing and no idle socket delays it.
+void main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,149 @@
+/**
+ * The transfer engine: list -> plan -> fetch every file (parts of large files in parallel) with
+ * bounded concurrency, retries and resume, verification and atomic publication. Every object
+ * source goes through here; backends never write files.
+ */
+import { mkdir } from 'node:fs/promises';
+import { describeError, localIO, StorageError } from '../errors.js';
+import type { Context, ObjectSource, RemoteObject } from '../sources/types.js';
+import { fetchRange, type RangeJob } from './fetch-range.js';
+import { FileJob } from './file-job.js';
+import { planDownloads, type Plan, type PlannedFile } from './plan.js';
+import { formatBytes, Progress } from './progress.js';
+import { cancelled } from './retry.js';
+import { SafeDirectories } from './safe-path.js';
+
+export interface TransferResult {
+  plan: Plan;
+  files: number;
+  bytes: number;
+  fetchedBytes: number;
+  reusedBytes: number;
+  seconds: number;
+}
+
+interface Task {
+  job: FileJob;
+  range: RangeJob;
+}
+
+async function listAll(source: ObjectSource, signal: AbortSignal): Promise<RemoteObject[]> {
+  const objects: RemoteObject[] = [];
+  for await (const object of source.list(signal)) objects.push(object);
+  return objects;
+}
+
+async function ensureDestination(dest: string): Promise<void> {
+  try {
+    await mkdir(dest, { recursive: true });
+  } catch (err) {
+    throw localIO(`cannot create destination ${dest}: ${describeError(err)}`, err);
+  }
+}
+
+export async function transferObjects(source: ObjectSource, dest: string, ctx: Context): Promise<TransferResult> {
+  const { settings, log } = ctx;
+  const objects = await listAll(source, ctx.signal);
+  const plan = planDownloads(source, objects, { dest, allow: settings.patterns.allow, ignore: settings.patterns.ignore });
+  log.info(`found ${plan.files.length} file(s), ${formatBytes(plan.totalBytes)} in ${source.displayUri}`);
+  await ensureDestination(dest);
+
+  const tty = settings.transfer.progressBar && settings.log.format === 'text' && process.stderr.isTTY ? process.stderr : undefined;
+  const progress = new Progress({ log, intervalMs: settings.transfer.progressIntervalMs, tty });
+  progress.start(plan.files.length, plan.totalBytes);
+
+  // One controller for the whole run: the first fatal failure stops every other stream.
+  const run = new AbortController();
+  const stopRun = (): void => { run.abort(ctx.signal.reason); };
+  ctx.signal.addEventListener('abort', stopRun, { once: true });
+  const directories = new SafeDirectories(dest);
+  const openJobs = new Set<FileJob>();
+  const policy = { maxAttempts: settings.transfer.maxAttempts, idleTimeoutMs: settings.transfer.idleTimeoutMs };
+  const jobOptions = { partSize: settings.transfer.partSize, log, onBytes: (n: number) => { progress.addBytes(n); } };
+
+  const prepare = async (file: PlannedFile): Promise<FileJob | undefined> => {
+    await directories.ensureParents(file.segments);
+    const job = await FileJob.prepare(source, file, jobOptions);
+    if (job === 'complete') {
+      log.info(`skipping ${file.relativePath}: already complete (${formatBytes(file.object.size ?? 0)})`);
+      progress.reusedBytes += file.object.size ?? 0;
+      progress.fileDone();
+      return undefined;
+    }
+    if (job.resumedBytes > 0) {
+      log.info(`resuming ${file.relativePath}: ${formatBytes(job.resumedBytes)} already downloaded`);
+      progress.reusedBytes += job.resumedBytes;
+    }
+    openJobs.add(job);
+    return job;
+  };
+
+  const finish = async (job: FileJob): Promise<void> => {
+    try {
+      await job.finish();
+    } catch (err) {
+      // Corrupted in transit (a flipped byte): fetch the whole file once more before giving up.
+      if (!(err instanceof StorageError && err.kind === 'Integrity' && err.retryable)) throw err;
+      log.warn(`${describeError(err)}; downloading ${job.file.relativePath} again`);
+      openJobs.delete(job);
+      const again = await FileJob.prepare(source, job.file, jobOptions);
+      if (again === 'complete') throw err;
+      openJobs.add(again);
+      for (const range of again.ranges) await fetchRange(range, policy, run.signal, log);
+      await again.finish().catch((second: unknown) => {
+        throw second instanceof StorageError ? new StorageError(second.kind, `${second.message} (also on a second download)`) : second;
+      });
+      job = again;
+    }
+    openJobs.delete(job);
+    progress.fileDone();
+    log.debug(`downloaded ${job.file.relativePath}`);
+  };
+
+  async function* tasks(): AsyncGenerator<Task> {
+    for (const file of plan.files) {
+      if (run.signal.aborted) return;
+      const job = await prepare(file);
+      if (job === undefined) continue;
+      if (job.ranges.length === 0) {
+        await finish(job); // 0-byte files and fully resumed ones
+        continue;
+      }
+      for (const range of job.ranges) yield { job, range };
+    }
+  }
+
+  const queue = tasks();
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const next = await queue.next();
+      if (next.done === true) return;
+      const { job, range } = next.value;
+      await fetchRange(range, policy, run.signal, log);
+      if (job.rangeFinished()) await finish(job);
+    }
+  };
+
+  let failure: unknown;
+  const workers = Array.from({ length: settings.transfer.concurrency }, () =>
+    worker().catch((err: unknown) => {
+      failure ??= err;
+      run.abort(err);
+    }));
+  await Promise.all(workers);
+  ctx.signal.removeEventListener('abort', stopRun);
+  progress.stop();
+  await Promise.all([...openJobs].map((job) => job.suspend()));
+  if (ctx.signal.aborted) throw cancelled(ctx.signal);
+  if (failure !== undefined) throw failure;
+
+  const seconds = progress.elapsedSeconds();
+  return {
+    plan,
+    files: plan.files.length,
+    bytes: progress.fetchedBytes + progress.reusedBytes,
+    fetchedBytes: progress.fetchedBytes,
+    reusedBytes: progress.reusedBytes,
+    seconds,
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Fetches one byte range of one object into its file at the right offsets, surviving transient
+ * failures: each retry resumes from the last byte written, a stream that goes quiet for the idle
+ * timeout is abandoned, and a body shorter or longer than asked for is never taken as complete.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { describeError, errorCode, integrity, isRetryable, localIO, network, StorageError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ObjectSource, RemoteObject } from '../sources/types.js';
+import { backoffDelay, cancelled, sleep } from './retry.js';
+
+/** Network chunks are gathered into writes of this size: fewer syscalls, bounded memory per stream. */
+const WRITE_BUFFER_BYTES = 1 << 20;
+/** An attempt that made progress does not use up an attempt, but a server that trickles and resets forever must still end. */
+const MAX_ATTEMPTS_WITH_PROGRESS_FACTOR = 20;
+
+export interface RangeJob {
+  source: ObjectSource;
+  object: RemoteObject;
+  handle: FileHandle;
+  localPath: string;
+  start: number;
+  /** Exclusive end; undefined when the size is unknown (read to the end of the stream). */
+  end: number | undefined;
+  /** Bytes already written from `start` (resumed work). */
+  done: number;
+  /** Whether to ask for a byte range; without one a retry starts the object over. */
+  ranged: boolean;
+  /** Called after each write with its offset and bytes, in order within this range. */
+  onWrite(offset: number, bytes: Uint8Array): void;
+  /** Called when an unranged retry starts the object over from byte 0. */
+  onRestart(): Promise<void>;
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  idleTimeoutMs: number;
+}
+
+async function writeFully(handle: FileHandle, buffer: Buffer, length: number, position: number, path: string): Promise<void> {
+  let written = 0;
+  try {
+    while (written < length) {
+      const { bytesWritten } = await handle.write(buffer, written, length - written, position + written);
+      written += bytesWritten;
+    }
+  } catch (err) {
+    const reason = errorCode(err) === 'ENOSPC' ? 'no space left on device' : describeError(err);
+    throw localIO(`cannot write ${path}: ${reason}`, err);
+  }
+}
+
+/** Copies a stream into the file from `job.start + job.done`, advancing `job.done` as writes land. */
+async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abortAttempt: (err: Error) => void): Promise<void> {
+  const buffer = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  let filled = 0;
+  const expected = job.end === undefined ? undefined : job.end - job.start;
+  const flush = async (): Promise<void> => {
+    if (filled === 0) return;
+    const offset = job.start + job.done;
+    await writeFully(job.handle, buffer, filled, offset, job.localPath);
+    job.done += filled;
+    job.onWrite(offset, buffer.subarray(0, filled));
+    filled = 0;
+  };
+  const idle = setTimeout(() => {
+    const err = network(`no data received for ${idleTimeoutMs / 1000} s from ${job.source.displayUri}`);
+    abortAttempt(err);
+    stream.destroy(err);
+  }, idleTimeoutMs);
+  try {
+    for await (const raw of stream) {
+      idle.refresh();
+      let chunk = raw as Buffer;
+      if (expected !== undefined && job.done + filled + chunk.length > expected) {
+        throw integrity(`${job.source.name} sent more bytes than requested for ${job.object.key}`, { retryable: true });
+      }
+      while (chunk.length > 0) {
+        const n = Math.min(chunk.length, buffer.length - filled);
+        chunk.copy(buffer, filled, 0, n);
+        filled += n;
+        chunk = chunk.subarray(n);
+        if (filled === buffer.length) await flush();
+      }
+    }
+    await flush();
+  } finally {
+    clearTimeout(idle);
+    // Bytes received before a failure are still good: keep them so the retry resumes after them.
+    if (filled > 0) await flush().catch(() => undefined);
+  }
+  if (expected !== undefined && job.done < expected) {
+    throw network(`${job.source.name} ended the body of ${job.object.key} early (${job.done} of ${expected} bytes)`);
+  }
+}
+
+export async function fetchRange(job: RangeJob, policy: RetryPolicy, signal: AbortSignal, log: Logger): Promise<void> {
+  let failures = 0;
+  let attempts = 0;
+  for (;;) {
+    if (job.end !== undefined && job.start + job.done >= job.end) return;
+    if (signal.aborted) throw cancelled(signal);
+    if (!job.ranged && job.done > 0) {
+      job.done = 0; // no ranges: the only way to resume is to start over
+      await job.onRestart();
+    }
+    const attempt = new AbortController();
+    const onAbort = (): void => { attempt.abort(signal.reason); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const doneBefore = job.done;
+    attempts++;
+    try {
+      const range = job.ranged && job.end !== undefined ? { start: job.start + job.done, end: job.end } : undefined;
+      const stream = await job.source.read(job.object, range, attempt.signal);
+      await drain(job, stream, policy.idleTimeoutMs, (err) => { attempt.abort(err); });
+      return;
+    } catch (err) {
+      if (signal.aborted) throw cancelled(signal);
+      const failure = attempt.signal.aborted && attempt.signal.reason instanceof StorageError ? attempt.signal.reason : err;
+      if (!isRetryable(failure)) throw failure;
+      if (job.done === doneBefore) failures++;
+      if (failures >= policy.maxAttempts || attempts >= policy.maxAttempts * MAX_ATTEMPTS_WITH_PROGRESS_FACTOR) {
+        throw new StorageError(failure instanceof StorageError ? failure.kind : 'Network',
+          `${describeError(failure)} (gave up after ${attempts} attempts)`, { cause: failure });
+      }
+      const delay = backoffDelay(failures, failure instanceof StorageError ? failure.retryAfterMs : undefined);
+      log.warn(`retrying ${job.object.key} from byte ${job.start + job.done} in ${(delay / 1000).toFixed(1)} s: ${describeError(failure)}`);
+      await sleep(delay, signal);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Turns a listing into the files to write: which objects belong to the URI (directory-boundary
+ * prefixes, single objects), where each lands (traversal-proof paths), and which the filters keep.
+ */
+import { invalidInput, notFound } from '../errors.js';
+import type { ObjectSource, RemoteObject } from '../sources/types.js';
+import { createPathFilter } from './fnmatch.js';
+import { resolveInside, toSafeSegments } from './safe-path.js';
+
+export interface PlannedFile {
+  object: RemoteObject;
+  /** Path relative to the destination, '/'-separated. */
+  relativePath: string;
+  segments: string[];
+  /** Absolute local path. */
+  localPath: string;
+}
+
+export interface Plan {
+  files: PlannedFile[];
+  /** The URI named exactly one object (filters were not applied). */
+  singleObject: boolean;
+  /** Bytes of the files whose size is known. */
+  totalBytes: number;
+}
+
+export interface PlanOptions {
+  dest: string;
+  allow: readonly string[];
+  ignore: readonly string[];
+}
+
+function baseName(key: string): string {
+  const trimmed = key.replace(/\/+$/, '');
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/**
+ * The path of `key` below `prefix`, or undefined when the key is not inside the prefix *as a
+ * directory*: prefix "models/iris" holds "models/iris/x" but never "models/iris2/x".
+ */
+export function relativeKey(prefix: string, key: string): string | undefined {
+  const dir = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+  return key.startsWith(dir) ? key.slice(dir.length) : undefined;
+}
+
+export function planDownloads(source: Pick<ObjectSource, 'prefix' | 'displayUri' | 'name'>, objects: readonly RemoteObject[], options: PlanOptions): Plan {
+  const exact = source.prefix === '' ? undefined : objects.find((o) => o.key === source.prefix && !o.key.endsWith('/'));
+  const selected: { object: RemoteObject; relativePath: string }[] = [];
+  if (exact !== undefined) {
+    selected.push({ object: exact, relativePath: baseName(exact.key) });
+  } else {
+    const keep = createPathFilter(options.allow, options.ignore);
+    for (const object of objects) {
+      if (object.key.endsWith('/')) continue; // a directory marker, not a file
+      const rel = relativeKey(source.prefix, object.key);
+      if (rel === undefined || rel === '') continue;
+      if (keep(rel)) selected.push({ object, relativePath: rel });
+    }
+  }
+  if (selected.length === 0) {
+    const filtered = exact === undefined && (options.allow.length > 0 || options.ignore.length > 0);
+    throw notFound(`Failed to fetch model. No model found in ${source.displayUri}${filtered ? ' (after applying STORAGE_ALLOW_PATTERNS/STORAGE_IGNORE_PATTERNS)' : ''}. Check that the ${source.name} path exists and is not empty.`);
+  }
+
+  const files: PlannedFile[] = [];
+  const filePaths = new Set<string>();
+  const dirPaths = new Set<string>();
+  let totalBytes = 0;
+  for (const { object, relativePath } of selected) {
+    const segments = toSafeSegments(relativePath, 'object key');
+    const normalized = segments.join('/');
+    if (filePaths.has(normalized)) throw invalidInput(`refusing object key ${JSON.stringify(object.key)}: another key maps to the same file ${normalized}`);
+    filePaths.add(normalized);
+    for (let i = 1; i < segments.length; i++) dirPaths.add(segments.slice(0, i).join('/'));
+    files.push({ object, relativePath: normalized, segments, localPath: resolveInside(options.dest, segments) });
+    totalBytes += object.size ?? 0;
+  }
+  for (const path of filePaths) {
+    if (dirPaths.has(path)) throw invalidInput(`refusing object key for ${path}: it is both a file and a directory in the listing`);
+  }
+  return { files, singleObject: exact !== undefined, totalBytes };
+}
