@@ -27,6 +27,13 @@ interface Task {
   range: RangeJob;
 }
 
+/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
+function signalPromise(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
 async function listAll(source: ObjectSource, signal: AbortSignal): Promise<RemoteObject[]> {
   const objects: RemoteObject[] = [];
   for await (const object of source.list(signal)) objects.push(object);
@@ -100,27 +107,40 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
     log.debug(`downloaded ${job.file.relativePath}`);
   };
 
-  async function* tasks(): AsyncGenerator<Task> {
-    for (const file of plan.files) {
-      if (run.signal.aborted) return;
-      const job = await prepare(file);
-      if (job === undefined) continue;
-      if (job.ranges.length === 0) {
-        await finish(job); // 0-byte files and fully resumed ones
+  // Workers take ranges of files already opened first, then open the next file, so the parts of a
+  // large file spread over all workers while small files are prepared in parallel.
+  const ready: Task[] = [];
+  let nextFile = 0;
+  let preparing = 0;
+  // Workers with nothing to do wait here while another is opening a file whose parts may follow.
+  let prepared = signalPromise();
+  const worker = async (): Promise<void> => {
+    while (!run.signal.aborted) {
+      const task = ready.shift();
+      if (task !== undefined) {
+        await fetchRange(task.range, policy, run.signal, log);
+        if (task.job.rangeFinished()) await finish(task.job);
         continue;
       }
-      for (const range of job.ranges) yield { job, range };
-    }
-  }
-
-  const queue = tasks();
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const next = await queue.next();
-      if (next.done === true) return;
-      const { job, range } = next.value;
-      await fetchRange(range, policy, run.signal, log);
-      if (job.rangeFinished()) await finish(job);
+      const file = plan.files[nextFile];
+      if (file === undefined) {
+        if (preparing === 0) return;
+        await prepared.promise;
+        continue;
+      }
+      nextFile++;
+      preparing++;
+      let job: FileJob | undefined;
+      try {
+        job = await prepare(file);
+      } finally {
+        preparing--;
+        const opened = job;
+        if (opened !== undefined) ready.push(...opened.ranges.map((range) => ({ job: opened, range })));
+        prepared.resolve();
+        prepared = signalPromise();
+      }
+      if (job !== undefined && job.ranges.length === 0) await finish(job); // 0-byte files and fully resumed ones
     }
   };
 

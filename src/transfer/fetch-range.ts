@@ -53,9 +53,9 @@ async function writeFully(handle: FileHandle, buffer: Buffer, length: number, po
 
 /** Copies a stream into the file from `job.start + job.done`, advancing `job.done` as writes land. */
 async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abortAttempt: (err: Error) => void): Promise<void> {
-  const buffer = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
-  let filled = 0;
   const expected = job.end === undefined ? undefined : job.end - job.start;
+  const buffer = Buffer.allocUnsafe(expected === undefined ? WRITE_BUFFER_BYTES : Math.max(1, Math.min(WRITE_BUFFER_BYTES, expected - job.done)));
+  let filled = 0;
   const flush = async (): Promise<void> => {
     if (filled === 0) return;
     const offset = job.start + job.done;

@@ -47,6 +47,8 @@ export class FileJob {
   private journalDirty = false;
   private journalWrite: Promise<void> = Promise.resolve();
   private lastJournalAt = 0;
+  /** Whether a journal file may exist, so finishing knows whether to remove one. */
+  private journalOnDisk = false;
   private pending = 0;
 
   private constructor(source: ObjectSource, file: PlannedFile, options: FileJobOptions) {
@@ -76,18 +78,22 @@ export class FileJob {
     const partSize = partCount === 1 ? Math.max(size ?? 0, 1) : this.options.partSize;
     let done: number[] = new Array<number>(partCount).fill(0);
 
-    const previous = resumable ? await readJournal(this.partPath) : undefined;
-    if (previous !== undefined && previous.identity === objectIdentity(object) && previous.size === size
+    const previous = resumable ? await readJournal(this.partPath) : 'absent';
+    if (typeof previous === 'object' && previous.identity === objectIdentity(object) && previous.size === size
       && previous.partSize === partSize && previous.done.length === partCount && (await sizeOf(this.partPath)) === size) {
       done = previous.done.map((d, i) => Math.min(d, this.partLength(i, partCount, partSize)));
       this.handle = await this.openFile('r+');
       this.resumedBytes = done.reduce((a, b) => a + b, 0);
     } else {
-      await removeJournal(this.partPath);
+      if (previous !== 'absent') await removeJournal(this.partPath);
       this.handle = await this.openFile('w');
-      if (size !== undefined) await this.handle.truncate(size);
+      // Parts written out of order need the full length for the resume check; one part extends it itself.
+      if (size !== undefined && partCount > 1) await this.handle.truncate(size);
     }
     if (resumable) this.journal = { size, identity: objectIdentity(object), partSize, done };
+    // A file that completes within the first interval never needs a journal.
+    this.lastJournalAt = Date.now();
+    this.journalOnDisk = this.resumedBytes > 0 || typeof previous === 'object';
     if (object.checksum !== undefined && size !== undefined) this.hasher = new SequentialHasher(object.checksum, size);
 
     for (let i = 0; i < partCount; i++) {
@@ -140,6 +146,7 @@ export class FileJob {
     if (journal === undefined || !this.journalDirty) return;
     this.journalDirty = false;
     const snapshot = { ...journal, done: [...journal.done] };
+    this.journalOnDisk = true;
     // Chained, so two saves never race on the temporary file; a failed save only costs re-fetching.
     this.journalWrite = this.journalWrite.then(() => writeJournal(this.partPath, snapshot)).catch(() => undefined);
   }
@@ -193,7 +200,7 @@ export class FileJob {
     } catch (err) {
       throw localIO(`cannot move ${this.partPath} into place: ${(err as Error).message}`, err);
     }
-    await removeJournal(this.partPath);
+    if (this.journalOnDisk) await removeJournal(this.partPath);
   }
 
   /** Throws the partial file away: its bytes cannot be trusted. */
@@ -203,6 +210,6 @@ export class FileJob {
     await this.handle?.close().catch(() => undefined);
     this.handle = undefined;
     await rm(this.partPath, { force: true });
-    await removeJournal(this.partPath);
+    if (this.journalOnDisk) await removeJournal(this.partPath);
   }
 }

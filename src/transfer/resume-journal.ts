@@ -25,15 +25,22 @@ export function journalPath(partPath: string): string {
   return `${partPath}.json`;
 }
 
-export async function readJournal(partPath: string): Promise<JournalState | undefined> {
+/** The journal, 'absent' when there is none, or 'invalid' when it is torn or from another format. */
+export async function readJournal(partPath: string): Promise<JournalState | 'absent' | 'invalid'> {
+  let text: string;
   try {
-    const parsed = JSON.parse(await readFile(journalPath(partPath), 'utf8')) as Partial<JournalState> & { format?: number };
+    text = await readFile(journalPath(partPath), 'utf8');
+  } catch {
+    return 'absent';
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<JournalState> & { format?: number };
     if (parsed.format !== FORMAT || typeof parsed.size !== 'number' || typeof parsed.identity !== 'string'
-      || typeof parsed.partSize !== 'number' || !Array.isArray(parsed.done)) return undefined;
-    if (!parsed.done.every((n) => Number.isSafeInteger(n) && n >= 0)) return undefined;
+      || typeof parsed.partSize !== 'number' || !Array.isArray(parsed.done)) return 'invalid';
+    if (!parsed.done.every((n) => Number.isSafeInteger(n) && n >= 0)) return 'invalid';
     return { size: parsed.size, identity: parsed.identity, partSize: parsed.partSize, done: parsed.done };
   } catch {
-    return undefined; // missing or torn: start the file over
+    return 'invalid'; // torn: start the file over
   }
 }
 
