@@ -19,6 +19,9 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// The end-to-end tests run the bundled CLI as a user does: build it first (about a second).
+const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
   stdio: 'inherit',
 });

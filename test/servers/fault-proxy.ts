@@ -317,9 +317,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const upstreamPort = upstream.port === '' ? (isHttps ? 443 : 80) : Number(upstream.port);
   const upstreamHost = upstream.hostname.replace(/^\[|\]$/g, '');
   const basePath = upstream.pathname.replace(/\/+$/, '');
+  // Idle upstream connections are dropped after 15 s, before nginx's keepalive_timeout closes them.
   const agent = isHttps
-    ? new HttpsAgent({ keepAlive: true, ...(options.ca === undefined ? {} : { ca: options.ca }) })
-    : new HttpAgent({ keepAlive: true });
+    ? new HttpsAgent({ keepAlive: true, timeout: 15_000, ...(options.ca === undefined ? {} : { ca: options.ca }) })
+    : new HttpAgent({ keepAlive: true, timeout: 15_000 });
   const resetDelayMs = options.resetDelayMs ?? 30;
 
   let schedule: Schedule = options.schedule ?? noFaults;
@@ -478,6 +479,34 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       return;
     }
     res.flushHeaders();
+
+    if (Object.keys(plan).length === 0) {
+      // No body fault: plain piping is the fastest way through.
+      const ok = await new Promise<boolean>((resolve) => {
+        upRes.once('error', () => {
+          resolve(false);
+        });
+        res.once('finish', () => {
+          resolve(true);
+        });
+        void gone.then(() => {
+          resolve(false);
+        });
+        upRes.on('data', (chunk: Buffer) => {
+          entry.bytesSent += chunk.length;
+        });
+        upRes.pipe(res);
+      });
+      finished = true;
+      if (ok) {
+        entry.outcome = fault.kind === 'none' || fault.kind === 'delay' ? 'complete' : 'fault-applied';
+      } else {
+        if (entry.outcome === 'pending') entry.outcome = isGone() ? 'client-gone' : 'upstream-error';
+        upRes.destroy();
+        res.destroy();
+      }
+      return;
+    }
 
     let lastWrite: Promise<void> = Promise.resolve();
     const emit = async (buf: Buffer): Promise<void> => {

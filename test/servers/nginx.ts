@@ -9,10 +9,9 @@
 //   /html/<any>        200 text/html login page (what a misconfigured proxy or SSO wall answers)
 //   /redirect/<path>   302 to /<path> (query string kept)
 //   /norange/<path>    the file, Range ignored (always 200 with the whole body)
-//   /slow/<path>       the file at `slowRate` bytes/s (default 1m)
+//   /slow/<path>       the file at `slowRate` bytes/s (default 1m; nginx sends the first second's worth at once)
 //   /__ready           204 (used to wait for the server)
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -179,6 +178,7 @@ http {
     }
     location /forbidden/ { return 403; }
     location /html/ {
+      types { }
       default_type text/html;
       return 200 '${NGINX_HTML_PAGE.replace(/'/g, "\\'")}';
     }
