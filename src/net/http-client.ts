@@ -82,7 +82,7 @@ export async function httpRequest(dispatcher: Dispatcher, url: URL, req: HttpReq
     }
     const location = response.headers.location;
     if (response.statusCode >= 300 && response.statusCode < 400 && response.statusCode !== 304 && typeof location === 'string') {
-      response.body.destroy();
+      discardBody(response.body);
       try {
         current = new URL(location, current);
       } catch {
@@ -96,6 +96,15 @@ export async function httpRequest(dispatcher: Dispatcher, url: URL, req: HttpReq
     return { url: current, statusCode: response.statusCode, headers: response.headers, body: response.body };
   }
   throw invalidInput(`${backend} server redirected ${displayUri} more than ${MAX_REDIRECTS} times`);
+}
+
+/**
+ * Abandons a response body we do not want (an error page, a probe). undici reports the abort as an
+ * 'error' event, which would be uncaught without a listener.
+ */
+export function discardBody(body: HttpResponse['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** The first value of a header. */

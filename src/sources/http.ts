@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { integrity, invalidInput } from '../errors.js';
 import { base64ToHex } from '../transfer/checksum.js';
-import { createDispatcher, headerValue, httpRequest, type HttpResponse } from '../net/http-client.js';
+import { createDispatcher, discardBody, headerValue, httpRequest, type HttpResponse } from '../net/http-client.js';
 import { statusError } from '../net/http-status.js';
 import type { Settings } from '../settings/settings.js';
 import { redactUri } from '../uri/redact.js';
@@ -69,12 +69,12 @@ export class HttpSource implements ObjectSource {
     // A probe of an empty file: "Range Not Satisfiable" with Content-Range "bytes */0".
     const emptyProbe = probe && response.statusCode === 416 && headerValue(response.headers, 'content-range') === 'bytes */0';
     if (response.statusCode !== 200 && response.statusCode !== 206 && !emptyProbe) {
-      response.body.destroy();
+      discardBody(response.body);
       throw statusError(response.statusCode, this.name, this.displayUri, response.headers['retry-after']);
     }
     const type = headerValue(response.headers, 'content-type') ?? '';
     if (/^text\/html\b/i.test(type)) {
-      response.body.destroy();
+      discardBody(response.body);
       throw invalidInput(`HTTP server answered ${this.displayUri} with an HTML page, not a model file. Check the URL and any login it needs (the <hostname>-headers variable).`);
     }
     return response;
@@ -82,7 +82,7 @@ export class HttpSource implements ObjectSource {
 
   async *list(signal: AbortSignal): AsyncIterable<RemoteObject> {
     const response = await this.get('bytes=0-0', signal, true);
-    response.body.destroy();
+    discardBody(response.body);
     if (response.statusCode === 416) {
       yield { key: this.prefix, size: 0 };
       return;
@@ -110,7 +110,7 @@ export class HttpSource implements ObjectSource {
     if (range !== undefined) {
       const start = /^bytes (\d+)-/.exec(headerValue(response.headers, 'content-range') ?? '')?.[1];
       if (response.statusCode !== 206 || start === undefined || Number(start) !== range.start) {
-        response.body.destroy();
+        discardBody(response.body);
         throw integrity(`HTTP server ignored the byte range requested for ${this.displayUri}`, { retryable: true });
       }
     }

@@ -10,7 +10,7 @@ import { fetchRange, type RangeJob } from './fetch-range.js';
 import { FileJob } from './file-job.js';
 import { planDownloads, type Plan, type PlannedFile } from './plan.js';
 import { formatBytes, Progress } from './progress.js';
-import { cancelled } from './retry.js';
+import { cancelled, withRetry } from './retry.js';
 import { SafeDirectories } from './safe-path.js';
 
 export interface TransferResult {
@@ -50,7 +50,7 @@ async function ensureDestination(dest: string): Promise<void> {
 
 export async function transferObjects(source: ObjectSource, dest: string, ctx: Context): Promise<TransferResult> {
   const { settings, log } = ctx;
-  const objects = await listAll(source, ctx.signal);
+  const objects = await withRetry(`listing ${source.displayUri}`, settings.transfer.maxAttempts, ctx.signal, log, () => listAll(source, ctx.signal));
   const plan = planDownloads(source, objects, { dest, allow: settings.patterns.allow, ignore: settings.patterns.ignore });
   log.info(`found ${plan.files.length} file(s), ${formatBytes(plan.totalBytes)} in ${source.displayUri}`);
   await ensureDestination(dest);
@@ -144,10 +144,10 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
     }
   };
 
-  let failure: unknown;
+  let failure: Error | undefined;
   const workers = Array.from({ length: settings.transfer.concurrency }, () =>
     worker().catch((err: unknown) => {
-      failure ??= err;
+      failure ??= err instanceof Error ? err : new Error(String(err));
       run.abort(err);
     }));
   await Promise.all(workers);

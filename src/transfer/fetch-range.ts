@@ -116,7 +116,8 @@ export async function fetchRange(job: RangeJob, policy: RetryPolicy, signal: Abo
       await drain(job, stream, policy.idleTimeoutMs, (err) => { attempt.abort(err); });
       return;
     } catch (err) {
-      if (signal.aborted) throw cancelled(signal);
+      // The run may have been stopped while this attempt was awaited.
+      if (signal.aborted as boolean) throw cancelled(signal);
       const failure = attempt.signal.aborted && attempt.signal.reason instanceof StorageError ? attempt.signal.reason : err;
       if (!isRetryable(failure)) throw failure;
       if (job.done === doneBefore) failures++;

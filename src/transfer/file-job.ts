@@ -74,19 +74,21 @@ export class FileJob {
     const { object } = this.file;
     const size = object.size;
     const resumable = this.source.capabilities.ranges && size !== undefined;
-    const partCount = resumable && size > this.options.partSize ? Math.ceil(size / this.options.partSize) : 1;
-    const partSize = partCount === 1 ? Math.max(size ?? 0, 1) : this.options.partSize;
+    let partCount = resumable && size > this.options.partSize ? Math.ceil(size / this.options.partSize) : 1;
+    let partSize = partCount === 1 ? Math.max(size ?? 0, 1) : this.options.partSize;
     let done: number[] = new Array<number>(partCount).fill(0);
 
     const previous = resumable ? await readJournal(this.partPath) : 'absent';
-    if (typeof previous === 'object' && previous.identity === objectIdentity(object) && previous.size === size
-      && previous.partSize === partSize && previous.done.length === partCount && (await sizeOf(this.partPath)) === size) {
-      done = previous.done.map((d, i) => Math.min(d, this.partLength(i, partCount, partSize)));
+    if (typeof previous === 'object' && await this.canResume(previous)) {
+      // The earlier run's part layout wins, so a changed --part-size does not waste its work.
+      partSize = previous.partSize;
+      partCount = previous.done.length;
+      done = previous.done;
       this.handle = await this.openFile('r+');
       this.resumedBytes = done.reduce((a, b) => a + b, 0);
     } else {
       if (previous !== 'absent') await removeJournal(this.partPath);
-      this.handle = await this.openFile('w');
+      this.handle = await this.openFile('w+');
       // Parts written out of order need the full length for the resume check; one part extends it itself.
       if (size !== undefined && partCount > 1) await this.handle.truncate(size);
     }
@@ -117,12 +119,22 @@ export class FileJob {
     this.pending = this.ranges.length;
   }
 
+  /** Whether a journal describes this very object and its claims fit the partial file on disk. */
+  private async canResume(journal: JournalState): Promise<boolean> {
+    const size = this.file.object.size;
+    if (size === undefined || journal.identity !== objectIdentity(this.file.object) || journal.size !== size) return false;
+    if (journal.partSize < 1 || journal.done.length !== Math.max(1, Math.ceil(size / journal.partSize))) return false;
+    const onDisk = await sizeOf(this.partPath);
+    if (onDisk === undefined) return false;
+    return journal.done.every((d, i) => d <= this.partLength(i, journal.done.length, journal.partSize) && i * journal.partSize + d <= onDisk);
+  }
+
   private partLength(index: number, count: number, partSize: number): number {
     const size = this.file.object.size ?? 0;
     return index === count - 1 ? size - index * partSize : partSize;
   }
 
-  private async openFile(flags: 'w' | 'r+'): Promise<FileHandle> {
+  private async openFile(flags: 'w+' | 'r+'): Promise<FileHandle> {
     try {
       return await open(this.partPath, flags);
     } catch (err) {

@@ -1,5 +1,6 @@
 /** Backoff between attempts: exponential with full jitter, capped; a server's Retry-After wins. */
-import { StorageError } from '../errors.js';
+import { describeError, isRetryable, StorageError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 const BASE_MS = 250;
 const CAP_MS = 20_000;
@@ -32,4 +33,22 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export function cancelled(signal: AbortSignal): StorageError {
   const reason: unknown = signal.reason;
   return reason instanceof StorageError ? reason : new StorageError('Cancelled', 'download cancelled');
+}
+
+/**
+ * Runs a whole operation again on transient failures (listing, probing): for work that cannot
+ * resume part-way, unlike byte ranges, which fetch-range.ts resumes.
+ */
+export async function withRetry<T>(what: string, maxAttempts: number, signal: AbortSignal, log: Logger, operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (err) {
+      if (signal.aborted) throw cancelled(signal);
+      if (!isRetryable(err) || attempt >= maxAttempts) throw err;
+      const delay = backoffDelay(attempt, err instanceof StorageError ? err.retryAfterMs : undefined);
+      log.warn(`retrying ${what} in ${(delay / 1000).toFixed(1)} s: ${describeError(err)}`);
+      await sleep(delay, signal);
+    }
+  }
 }

@@ -7,7 +7,7 @@ import { planDownloads, relativeKey } from '../../src/transfer/plan.js';
 
 const source = (prefix: string) => ({ prefix, displayUri: `s3://b/${prefix}`, name: 'S3' });
 const objects = (...keys: string[]): RemoteObject[] => keys.map((key) => ({ key, size: 1 }));
-const options = { dest: '/tmp/dest', allow: [], ignore: [] };
+const options: { dest: string; allow: string[]; ignore: string[] } = { dest: '/tmp/dest', allow: [], ignore: [] };
 const paths = (prefix: string, keys: string[], opts = options) => planDownloads(source(prefix), objects(...keys), opts).files.map((f) => f.relativePath);
 
 describe('planDownloads', () => {
