@@ -5,9 +5,7 @@
  */
 import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { archiveFormatFromName } from '../archive/format.js';
-import { extractArchive } from '../archive/extract.js';
-import type { ArchiveLimits } from '../archive/limits.js';
+import { archiveFormatFromName, extractArchive, type ArchiveLimits } from '../archive/index.js';
 import { describeError, localIO } from '../errors.js';
 import type { Logger } from '../log.js';
 

@@ -2,7 +2,7 @@
  * The one place that reads configuration: environment variables, STORAGE_CONFIG and CLI flags
  * become one typed, validated Settings object. Nothing else in the program reads process.env.
  */
-import type { ArchiveLimits } from '../archive/limits.js';
+import type { ArchiveLimits } from '../archive/index.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import {
