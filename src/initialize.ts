@@ -51,7 +51,7 @@ async function copyOne(pair: Pair, ctx: Context): Promise<RunSummary> {
       : await unpackIfArchive(lone.localPath, path.resolve(pair.dest), settings.archive, log, ctx.signal);
     return {
       files: unpacked?.files ?? result.files,
-      bytes: result.bytes,
+      bytes: unpacked?.bytes ?? result.bytes,
       fetchedBytes: result.fetchedBytes,
       seconds: (Date.now() - started) / 1000,
     };
