@@ -52,3 +52,14 @@ export function randomBytes(size: number, seed = 1): Buffer {
   const key = createHash('sha256').update(`seed:${seed}`).digest().subarray(0, 16);
   return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(size));
 }
+
+let caseCounter = 0;
+/** A fresh case directory under root: DEST, plus an "outside" sibling that must stay empty. */
+export async function newCase(root: string): Promise<{ dir: string; dest: string; outside: string }> {
+  const dir = path.join(root, `case-${++caseCounter}`);
+  const dest = path.join(dir, 'dest');
+  const outside = path.join(dir, 'outside');
+  await mkdir(dest, { recursive: true });
+  await mkdir(outside);
+  return { dir, dest, outside };
+}

@@ -14,20 +14,13 @@ import { ExtractionBudget, RATIO_GRACE_BYTES } from '../../src/archive/limits.js
 import { PullTransform } from '../../src/archive/pull-transform.js';
 import { createFzstdDecompress, createZstdDecompress, ZstdFrameGuard } from '../../src/archive/zstd.js';
 import { StorageError } from '../../src/errors.js';
+import { skipWithout } from '../helpers/system.js';
 
 /* The decoders on their own, against the system bzip2 and zstd (Debian: bzip2, zstd). */
 
 const root = await mkdtemp(path.join(os.tmpdir(), 'archive-codecs-'));
 after(() => rm(root, { recursive: true, force: true }));
 
-const has = (tool: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const compress = (tool: string, args: string[], input: Buffer) => execFileSync(tool, args, { input, maxBuffer: 1 << 30 });
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -57,7 +50,7 @@ const samples: [string, Buffer][] = [
   ['empty', Buffer.alloc(0)],
 ];
 
-describe('bzip2 decoder', { skip: has('bzip2') ? false : 'bzip2 is not installed' }, () => {
+describe('bzip2 decoder', { skip: skipWithout('bzip2') }, () => {
   for (const [title, data] of samples) {
     it(`decodes ${title} like bzip2 does`, async () => {
       for (const level of ['-1', '-9']) {
@@ -108,7 +101,7 @@ const blockHeader = (last: boolean, type: number, size: number) => {
 };
 
 describe('zstd decoding (fzstd behind the frame guard)', () => {
-  const skip = has('zstd') ? false : 'zstd is not installed';
+  const skip = skipWithout('zstd');
   for (const [title, data] of samples) {
     it(`decodes ${title} like zstd does`, { skip }, async () => {
       for (const level of ['-1', '-19']) {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { skipWithout } from '../helpers/system.js';
 
 /*
  * Extraction streams: a 256 MiB archive member unpacks in a child process whose peak RSS stays
@@ -17,14 +18,6 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const root = await mkdtemp(path.join(os.tmpdir(), 'archive-memory-'));
 after(() => rm(root, { recursive: true, force: true }));
 
-const has = (tool: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const src = path.join(root, 'src');
 await mkdir(src);
@@ -54,7 +47,7 @@ describe('extraction memory stays bounded', () => {
     { name: 'zeros.zip', tool: 'zip', make: (f) => { execFileSync('zip', ['-q1', f, 'zeros.bin'], { cwd: src }); } },
   ];
   for (const variant of variants) {
-    it(`${variant.name}: ${SIZE / 2 ** 20} MiB unpacks under ${MAX_RSS_MB} MB RSS`, { skip: has(variant.tool) ? false : `${variant.tool} is not installed` }, () => {
+    it(`${variant.name}: ${SIZE / 2 ** 20} MiB unpacks under ${MAX_RSS_MB} MB RSS`, { skip: skipWithout(variant.tool) }, () => {
       const file = path.join(root, variant.name);
       variant.make(file);
       const { maxRssMb, bytes } = extractInChild(file);

@@ -12,6 +12,8 @@ import zlib from 'node:zlib';
 import { StorageError } from '../../src/errors.js';
 import { extractArchive } from '../../src/archive/extract.js';
 import type { ArchiveLimits } from '../../src/archive/limits.js';
+import { skipWithout } from '../helpers/system.js';
+import { newCase } from '../helpers/tree.js';
 
 /*
  * Real archives are made with GNU tar and the system compressors (Debian: tar, gzip, bzip2,
@@ -22,25 +24,7 @@ const LIMITS: ArchiveLimits = { maxBytes: 2 ** 40, maxEntries: 1_000_000, maxRat
 const root = await mkdtemp(path.join(os.tmpdir(), 'archive-tar-'));
 after(() => rm(root, { recursive: true, force: true }));
 
-const has = (tool: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
-let caseCounter = 0;
-/** A fresh case directory: DEST, an "outside" sibling that must stay empty, room for the archive. */
-async function newCase(): Promise<{ dir: string; dest: string; outside: string }> {
-  const dir = path.join(root, `case-${++caseCounter}`);
-  const dest = path.join(dir, 'dest');
-  const outside = path.join(dir, 'outside');
-  await mkdir(dest, { recursive: true });
-  await mkdir(outside);
-  return { dir, dest, outside };
-}
 
 const signal = () => new AbortController().signal;
 
@@ -186,8 +170,8 @@ describe('extractArchive: tar formats made by GNU tar', async () => {
     { name: 'model.tar.zst', args: ['--zstd', '-cf'], tool: 'zstd' },
   ];
   for (const variant of variants) {
-    it(`extracts ${variant.name} byte-identical (unicode, spaces, empty file, exec bit, long names, links)`, { skip: variant.tool !== undefined && !has(variant.tool) ? `${variant.tool} is not installed` : false }, async () => {
-      const c = await newCase();
+    it(`extracts ${variant.name} byte-identical (unicode, spaces, empty file, exec bit, long names, links)`, { skip: variant.tool === undefined ? false : skipWithout(variant.tool) }, async () => {
+      const c = await newCase(root);
       const file = path.join(c.dir, variant.name);
       tar([...variant.args, file, '-C', src, '.']);
       const result = await extractArchive(file, c.dest, LIMITS, signal());
@@ -201,7 +185,7 @@ describe('extractArchive: tar formats made by GNU tar', async () => {
   }
 
   it('accepts "./model/x" style names and a "./" root entry', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeTar(c.dir, 'dot.tar', [
       { name: './', type: '5' },
       { name: './model/', type: '5' },
@@ -212,7 +196,7 @@ describe('extractArchive: tar formats made by GNU tar', async () => {
   });
 
   it('keeps the last of two entries with the same name, as tar does', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeTar(c.dir, 'dup.tar', [
       { name: 'a', data: Buffer.from('first') },
       { name: 'a', data: Buffer.from('second') },
@@ -222,7 +206,7 @@ describe('extractArchive: tar formats made by GNU tar', async () => {
   });
 
   it('never creates setuid files and keeps only the exec bits', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeTar(c.dir, 'modes.tar', [
       { name: 'suid', data: Buffer.from('x'), mode: 0o4777 },
       { name: 'plain', data: Buffer.from('x'), mode: 0o666 },
@@ -280,13 +264,13 @@ describe('extractArchive: hostile tar entries are refused, nothing lands outside
   ];
   for (const testCase of cases) {
     it(testCase.title, async () => {
-      const c = await newCase();
+      const c = await newCase(root);
       await expectRefusal(await writeTar(c.dir, 'hostile.tar', testCase.specs), c, testCase.pattern);
     });
   }
 
   it('the same refusals hold inside compression (tar.gz)', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = path.join(c.dir, 'hostile.tar.gz');
     await writeFile(file, zlib.gzipSync(tarBytes([{ name: 'ok', data: Buffer.from('fine') }, { name: '../evil', data: Buffer.from('pwned') }])));
     await expectRefusal(file, c, /"\.\.\/evil".*"\.\." segment/);
@@ -295,13 +279,13 @@ describe('extractArchive: hostile tar entries are refused, nothing lands outside
 
 describe('extractArchive: tar limits', () => {
   it('a header declaring 100 GB is refused at once under a smaller maxBytes', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeTar(c.dir, 'huge.tar', [{ name: 'big', size: 100e9, data: Buffer.alloc(1000) }], { end: false });
     await expectRefusal(file, c, /"big": it declares 100000000000 bytes, more than the 52428800 bytes left/, { ...LIMITS, maxBytes: 50 * 2 ** 20 });
   });
 
   it('a header declaring 100 GB over a short body fails as truncated, without allocating it', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeTar(c.dir, 'huge.tar', [{ name: 'big', size: 100e9, data: Buffer.alloc(1000) }], { end: false });
     const before = process.memoryUsage().rss;
     await expectRefusal(file, c, /The file format is not valid: .*[Tt]runcated/);
@@ -309,21 +293,21 @@ describe('extractArchive: tar limits', () => {
   });
 
   it('more entries than maxEntries', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const specs = Array.from({ length: 20 }, (_, i) => ({ name: `f${i}`, data: Buffer.from('x') }));
     await expectRefusal(await writeTar(c.dir, 'many.tar', specs), c, /more than 10 entries \(the limit\), at entry "f10"/, { ...LIMITS, maxEntries: 10 });
     assert.equal((await readdir(c.dest)).length, 10);
   });
 
   it('maxBytes is checked against what earlier entries already used', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const specs = Array.from({ length: 4 }, (_, i) => ({ name: `f${i}`, data: Buffer.alloc(4000, i) }));
     await expectRefusal(await writeTar(c.dir, 'bytes.tar', specs), c, /"f2": it declares 4000 bytes, more than the 2000 bytes left under the limit of 10000/, { ...LIMITS, maxBytes: 10_000 });
     assert.deepEqual((await readdir(c.dest)).sort(), ['f0', 'f1']);
   });
 
   it('maxRatio stops a gzip bomb once past 64 MiB', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = path.join(c.dir, 'bomb.tar.gz');
     const size = 100 * 2 ** 20;
     function* tarOfZeros() {
@@ -349,16 +333,16 @@ describe('extractArchive: corrupt and truncated compressed tars reject cleanly',
     { name: 'c.tar.zst', flag: '--zstd', tool: 'zstd' },
   ];
   for (const kind of kinds) {
-    const skip = has(kind.tool) ? false : `${kind.tool} is not installed`;
+    const skip = skipWithout(kind.tool);
     it(`${kind.name} truncated to half`, { skip }, async () => {
-      const c = await newCase();
+      const c = await newCase(root);
       const file = path.join(c.dir, kind.name);
       execFileSync('tar', [kind.flag, '-cf', file, '-C', src, '.']);
       await truncate(file, Math.floor((await stat(file)).size / 2));
       await expectRefusal(file, c, /The file format is not valid: /);
     });
     it(`${kind.name} with corrupt bytes in the middle`, { skip }, async () => {
-      const c = await newCase();
+      const c = await newCase(root);
       const file = path.join(c.dir, kind.name);
       execFileSync('tar', [kind.flag, '-cf', file, '-C', src, '.']);
       const bytes = await readFile(file);
@@ -370,7 +354,7 @@ describe('extractArchive: corrupt and truncated compressed tars reject cleanly',
   }
 
   it('a plain tar cut inside an entry', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = path.join(c.dir, 'cut.tar');
     execFileSync('tar', ['-cf', file, '-C', src, '.']);
     await truncate(file, 2 ** 20);
@@ -378,7 +362,7 @@ describe('extractArchive: corrupt and truncated compressed tars reject cleanly',
   });
 
   it('a tar header with a bad checksum', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const bytes = tarBytes([{ name: 'a', data: Buffer.from('x') }]);
     bytes[0] = 0x62; // rename "a" to "b" without fixing the checksum
     const file = path.join(c.dir, 'sum.tar');
@@ -390,8 +374,8 @@ describe('extractArchive: corrupt and truncated compressed tars reject cleanly',
 describe('extractArchive: cancellation', () => {
   const codecs = [['big.tar', '', 'tar'], ['big.tar.gz', '-z', 'gzip'], ['big.tar.bz2', '-j', 'bzip2'], ['big.tar.xz', '-J', 'xz'], ['big.tar.zst', '--zstd', 'zstd']] as const;
   for (const [name, flag, tool] of codecs) {
-    it(`aborting mid-way rejects with Cancelled (${name}), and the next extraction still works`, { skip: has(tool) ? false : `${tool} is not installed` }, async () => {
-      const c = await newCase();
+    it(`aborting mid-way rejects with Cancelled (${name}), and the next extraction still works`, { skip: skipWithout(tool) }, async () => {
+      const c = await newCase(root);
       const src = path.join(c.dir, 'src');
       await mkdir(src);
       // 64 MiB of zeros (sparse, so quick to make and compress) takes long enough to unpack.

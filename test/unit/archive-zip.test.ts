@@ -11,6 +11,8 @@ import { StorageError } from '../../src/errors.js';
 import { extractArchive } from '../../src/archive/extract.js';
 import { archiveFormatFromName } from '../../src/archive/format.js';
 import type { ArchiveLimits } from '../../src/archive/limits.js';
+import { newCase } from '../helpers/tree.js';
+import { skipWithout } from '../helpers/system.js';
 
 /*
  * Zips come from the `zip` CLI (Debian: zip) where installed, and from the small writer below,
@@ -21,15 +23,6 @@ const LIMITS: ArchiveLimits = { maxBytes: 2 ** 40, maxEntries: 1_000_000, maxRat
 const root = await mkdtemp(path.join(os.tmpdir(), 'archive-zip-'));
 after(() => rm(root, { recursive: true, force: true }));
 const signal = () => new AbortController().signal;
-
-const hasZip = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v zip'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 // ---------- a minimal zip writer ----------
 
@@ -101,15 +94,6 @@ function zipBytes(specs: ZipSpec[]): Buffer {
 
 // ---------- helpers ----------
 
-let caseCounter = 0;
-async function newCase(): Promise<{ dir: string; dest: string; outside: string }> {
-  const dir = path.join(root, `case-${++caseCounter}`);
-  const dest = path.join(dir, 'dest');
-  const outside = path.join(dir, 'outside');
-  await mkdir(dest, { recursive: true });
-  await mkdir(outside);
-  return { dir, dest, outside };
-}
 
 async function writeZip(dir: string, name: string, specs: ZipSpec[]): Promise<string> {
   const file = path.join(dir, name);
@@ -159,8 +143,8 @@ describe('extractArchive: zip', () => {
     assert.equal(archiveFormatFromName('model.zip'), 'zip');
   });
 
-  it('extracts a zip made by the zip CLI byte-identical (unicode, spaces, empty file, exec bit, symlink)', { skip: hasZip ? false : 'zip is not installed' }, async () => {
-    const c = await newCase();
+  it('extracts a zip made by the zip CLI byte-identical (unicode, spaces, empty file, exec bit, symlink)', { skip: skipWithout('zip') }, async () => {
+    const c = await newCase(root);
     const src = path.join(c.dir, 'src');
     await mkdir(path.join(src, 'model', 'sub dir'), { recursive: true });
     await mkdir(path.join(src, 'ünï cödé'));
@@ -190,7 +174,7 @@ describe('extractArchive: zip', () => {
   });
 
   it('extracts a hand-made zip: stored and deflated entries, directories, exec bit', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const weights = randomBytes(200_000);
     const file = await writeZip(c.dir, 'hand.zip', [
       { name: 'model/' },
@@ -231,7 +215,7 @@ describe('extractArchive: hostile zips are refused, nothing lands outside DEST',
   ];
   for (const testCase of cases) {
     it(testCase.title, async () => {
-      const c = await newCase();
+      const c = await newCase(root);
       await expectRefusal(await writeZip(c.dir, 'hostile.zip', testCase.specs), c, testCase.pattern);
     });
   }
@@ -239,7 +223,7 @@ describe('extractArchive: hostile zips are refused, nothing lands outside DEST',
 
 describe('extractArchive: zip limits and corruption', () => {
   it('a high-ratio zip (200 MB of zeros) stops at maxBytes = 50 MB', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const size = 200 * 2 ** 20;
     const deflate = zlib.createDeflateRaw({ level: 9 });
     const compressed: Buffer[] = [];
@@ -269,7 +253,7 @@ describe('extractArchive: zip limits and corruption', () => {
   });
 
   it('the ratio limit stops a bomb that stays under maxBytes', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const size = 80 * 2 ** 20;
     const data = Buffer.alloc(size);
     const file = await writeZip(c.dir, 'ratio.zip', [{ name: 'zeros.bin', compressed: zlib.deflateRawSync(data, { level: 9 }), crc: zlib.crc32(data), uncompressedSize: size }]);
@@ -277,20 +261,20 @@ describe('extractArchive: zip limits and corruption', () => {
   });
 
   it('more entries than maxEntries is refused before extracting anything', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const specs = Array.from({ length: 20 }, (_, i) => ({ name: `f${i}`, data: Buffer.from('x') }));
     await expectRefusal(await writeZip(c.dir, 'many.zip', specs), c, /has 20 entries, more than the limit of 10/, { ...LIMITS, maxEntries: 10 });
     assert.deepEqual(await readdir(c.dest), []);
   });
 
   it('a CRC-32 mismatch is reported as corrupt data', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const file = await writeZip(c.dir, 'crc.zip', [{ name: 'a.txt', data: Buffer.from('hello'), crc: 12345 }]);
     await expectRefusal(file, c, /The file format is not valid: zip entry "a\.txt" is corrupt: CRC-32 mismatch/);
   });
 
   it('a truncated zip (no central directory) is reported as invalid', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const bytes = zipBytes([{ name: 'a.bin', data: randomBytes(10_000), method: 8 }]);
     const file = path.join(c.dir, 'cut.zip');
     await writeFile(file, bytes.subarray(0, 5000));
@@ -298,7 +282,7 @@ describe('extractArchive: zip limits and corruption', () => {
   });
 
   it('aborting mid-way rejects with Cancelled', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const data = Buffer.alloc(64 * 2 ** 20);
     const file = await writeZip(c.dir, 'big.zip', [{ name: 'zeros.bin', compressed: zlib.deflateRawSync(data, { level: 1 }), crc: zlib.crc32(data), uncompressedSize: data.length }]);
     const controller = new AbortController();
@@ -308,7 +292,7 @@ describe('extractArchive: zip limits and corruption', () => {
   });
 
   it('corrupt deflate data is reported as invalid', async () => {
-    const c = await newCase();
+    const c = await newCase(root);
     const data = Buffer.from('hello world '.repeat(1000));
     const compressed = zlib.deflateRawSync(data);
     compressed.fill(0xff, 10, 40);
