@@ -2,8 +2,12 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Settings } from '../settings/settings.js';
 
-/** Checksum algorithms the engine can verify. `git-sha1` is git's blob hash ("blob <size>\0" + bytes). */
-export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'git-sha1';
+/**
+ * Checksum algorithms the engine can verify. `git-sha1` is git's blob hash ("blob <size>\0" +
+ * bytes); `crc32` and `crc32c` are the 32-bit values as 8 hex digits, big-endian (as S3 and GCS
+ * send them in base64).
+ */
+export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'git-sha1' | 'crc32' | 'crc32c';
 
 /** A digest as the backend reports it, always lower-case hex. */
 export interface Checksum {
