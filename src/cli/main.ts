@@ -18,6 +18,15 @@ function fallbackLogger(): Logger {
   return createLogger({ level: 'info', format: 'text' });
 }
 
+/**
+ * Process warnings (an SDK's notice about future Node versions, deprecations) go to the debug log
+ * instead of interleaving multi-line text with the init container's log.
+ */
+function routeWarningsTo(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => { log.debug(`warning: ${warning.name}: ${warning.message.split('\n')[0] ?? ''}`); });
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   let log = fallbackLogger();
   let interruptedBy: string | undefined;
@@ -33,6 +42,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const settings = loadSettings(process.env, command.flags);
     log = createLogger({ ...settings.log, secrets: settings.secrets });
+    routeWarningsTo(log);
     const shownArgs = command.pairs.map((p) => `${redactUri(p.uri)} ${p.dest}`).join(' ');
     log.info(`Initializing, args: ${shownArgs}`);
 

@@ -27,6 +27,10 @@ export interface RemoteObject {
   key: string;
   /** Size in bytes, when the backend knows it before reading. */
   size: number | undefined;
+  /**
+   * The digest to verify. A source may clear it while reading when a response shows it does not
+   * apply (an S3 ETag is not an MD5 for SSE-KMS objects); the engine checks it when the file completes.
+   */
   checksum?: Checksum | undefined;
   /** An identity of this version of the object (ETag, generation); a partial download of another version is not resumed. */
   version?: string | undefined;

@@ -68,11 +68,13 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
   const policy = { maxAttempts: settings.transfer.maxAttempts, idleTimeoutMs: settings.transfer.idleTimeoutMs };
   const jobOptions = { partSize: settings.transfer.partSize, log, onBytes: (n: number) => { progress.addBytes(n); } };
 
+  let skipped = 0;
   const prepare = async (file: PlannedFile): Promise<FileJob | undefined> => {
     await directories.ensureParents(file.segments);
     const job = await FileJob.prepare(source, file, jobOptions);
     if (job === 'complete') {
-      log.info(`skipping ${file.relativePath}: already complete (${formatBytes(file.object.size ?? 0)})`);
+      log.debug(`skipping ${file.relativePath}: already complete`);
+      skipped++;
       progress.reusedBytes += file.object.size ?? 0;
       progress.fileDone();
       return undefined;
@@ -156,6 +158,7 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
   await Promise.all([...openJobs].map((job) => job.suspend()));
   if (ctx.signal.aborted) throw cancelled(ctx.signal);
   if (failure !== undefined) throw failure;
+  if (skipped > 0) log.info(`skipped ${skipped} file(s) already complete from an earlier run (${formatBytes(progress.reusedBytes)} reused)`);
 
   const seconds = progress.elapsedSeconds();
   return {

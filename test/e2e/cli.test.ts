@@ -78,6 +78,11 @@ describe('cli', () => {
     assert.match(result.stderr, /Successfully copied/);
     assert.match(result.stderr, /summary: 3 files, .* MiB\/s/);
     assert.equal(await readFile(path.join(dest.dir, 'models', 'a/b/config.json'), 'utf8'), '{"x":1}');
+
+    const rerun = await runCli(['--local-mode', 'copy', src.dir, path.join(dest.dir, 'models')]);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.match(rerun.stderr, /skipped 3 file\(s\) already complete/);
+    assert.match(rerun.stderr, /fetched_bytes=0 /);
   });
 
   it('says "No model found" for a missing local path', async () => {
