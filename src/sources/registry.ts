@@ -11,6 +11,7 @@ type Factory<L extends Location> = (location: L, settings: Settings) => Promise<
 type Factories = { [S in Location['scheme']]?: Factory<Extract<Location, { scheme: S }>> };
 
 const factories: Factories = {
+  s3: async (location, settings) => new (await import('./s3.js')).S3Source(location.bucket, location.key, settings),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   local: async (location, settings) => {
     const { LocalCopySource, LocalLinkSource } = await import('./local.js');
