@@ -5,6 +5,7 @@
 import type { ArchiveLimits } from '../archive/index.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
+import { loadGcsSettings, type GcsSettings } from './gcs.js';
 import {
   parseBoolean, parseBytes, parseChoice, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
 } from './values.js';
@@ -75,6 +76,7 @@ export interface Settings {
   /** How local/PVC sources land in DEST: upstream symlinks top-level entries; copy makes real files. */
   localMode: LocalMode;
   s3: S3Settings;
+  gcs: GcsSettings;
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
@@ -194,6 +196,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     },
     localMode: parseChoice(localOrigin, localMode, 'symlink', ['symlink', 'copy'] as const),
     s3: loadS3(env, storageConfig),
+    gcs: loadGcsSettings(env),
     storageConfig,
     secrets: collectSecrets(env, storageConfig, headersByHost),
   };

@@ -12,6 +12,7 @@ type Factories = { [S in Location['scheme']]?: Factory<Extract<Location, { schem
 
 const factories: Factories = {
   s3: async (location, settings) => new (await import('./s3.js')).S3Source(location.bucket, location.key, settings),
+  gs: async (location, settings) => new (await import('./gcs.js')).GcsSource(location.bucket, location.key, settings),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   local: async (location, settings) => {
     const { LocalCopySource, LocalLinkSource } = await import('./local.js');
