@@ -4,6 +4,7 @@
  */
 import type { ArchiveLimits } from '../archive/index.js';
 import type { LogFormat, LogLevel } from '../log.js';
+import { loadAzureSettings, type AzureSettings } from './azure.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import { loadGcsSettings, type GcsSettings } from './gcs.js';
 import {
@@ -77,6 +78,7 @@ export interface Settings {
   localMode: LocalMode;
   s3: S3Settings;
   gcs: GcsSettings;
+  azure: AzureSettings;
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
@@ -139,6 +141,7 @@ function loadS3(env: Env, config: StorageConfig): S3Settings {
 const SECRET_VARIABLES = [
   'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AZURE_STORAGE_ACCESS_KEY', 'AZURE_CLIENT_SECRET', 'AZ_CLIENT_SECRET',
   'GIT_PASSWORD', 'HF_TOKEN', 'MODELSCOPE_API_TOKEN', 'AZURE_STORAGE_SAS_TOKEN',
+  'AZURE_STORAGE_CONNECTION_STRING',
 ];
 
 function collectSecrets(env: Env, config: StorageConfig, headers: ReadonlyMap<string, Readonly<Record<string, string>>>): string[] {
@@ -197,6 +200,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     localMode: parseChoice(localOrigin, localMode, 'symlink', ['symlink', 'copy'] as const),
     s3: loadS3(env, storageConfig),
     gcs: loadGcsSettings(env),
+    azure: loadAzureSettings(env),
     storageConfig,
     secrets: collectSecrets(env, storageConfig, headersByHost),
   };

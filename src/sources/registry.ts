@@ -12,6 +12,8 @@ type Factories = { [S in Location['scheme']]?: Factory<Extract<Location, { schem
 
 const factories: Factories = {
   s3: async (location, settings) => new (await import('./s3.js')).S3Source(location.bucket, location.key, settings),
+  'azure-blob': async (location, settings) => (await import('./azure-blob.js')).AzureBlobSource.create(location, settings),
+  'azure-file': async (location, settings) => (await import('./azure-file.js')).AzureFileSource.create(location, settings),
   gs: async (location, settings) => new (await import('./gcs.js')).GcsSource(location.bucket, location.key, settings),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   local: async (location, settings) => {
