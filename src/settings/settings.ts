@@ -7,6 +7,7 @@ import type { LogFormat, LogLevel } from '../log.js';
 import { loadAzureSettings, type AzureSettings } from './azure.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import { loadGcsSettings, type GcsSettings } from './gcs.js';
+import { loadHubSettings, type HubSettings } from './hubs.js';
 import {
   parseBoolean, parseBytes, parseChoice, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
 } from './values.js';
@@ -79,6 +80,7 @@ export interface Settings {
   s3: S3Settings;
   gcs: GcsSettings;
   azure: AzureSettings;
+  hubs: HubSettings;
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
@@ -201,6 +203,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     s3: loadS3(env, storageConfig),
     gcs: loadGcsSettings(env),
     azure: loadAzureSettings(env),
+    hubs: loadHubSettings(env),
     storageConfig,
     secrets: collectSecrets(env, storageConfig, headersByHost),
   };

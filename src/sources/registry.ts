@@ -16,6 +16,8 @@ const factories: Factories = {
   'azure-file': async (location, settings) => (await import('./azure-file.js')).AzureFileSource.create(location, settings),
   gs: async (location, settings) => new (await import('./gcs.js')).GcsSource(location.bucket, location.key, settings),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
+  hf: async (location, settings) => new (await import('./huggingface.js')).HuggingFaceSource(location, settings),
+  modelscope: async (location, settings) => new (await import('./modelscope.js')).ModelScopeSource(location, settings),
   local: async (location, settings) => {
     const { LocalCopySource, LocalLinkSource } = await import('./local.js');
     return settings.localMode === 'copy' ? new LocalCopySource(location.path) : new LocalLinkSource(location.path);
