@@ -43,9 +43,9 @@ describe('cli', () => {
   });
 
   it('answers "not supported yet" for a recognised backend that is not built in', async () => {
-    const result = await runCli(['modelscope://qwen/Qwen2-0.5B', '/tmp/x']);
+    const result = await runCli(['oci://registry.example.com/models/iris:v1', '/tmp/x']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /not supported yet: modelscope/);
+    assert.match(result.stderr, /not supported yet: oci/);
   });
 
   it('does nothing for /mnt/models (already mounted)', async () => {
