@@ -36,7 +36,7 @@ async function copyOne(pair: Pair, ctx: Context): Promise<RunSummary> {
   }
   log.info(`Copying contents of ${shown} to local`);
   const started = Date.now();
-  const source = await createSource(location, settings);
+  const source = await createSource(location, settings, log);
   try {
     await mkdir(pair.dest, { recursive: true }).catch((err: unknown) => {
       throw localIO(`cannot create destination ${pair.dest}: ${describeError(err)}`, err);

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { integrity, invalidInput, notFound, StorageError } from '../errors.js';
-import { createLogger, type Logger } from '../log.js';
+import { silentLogger, type Logger } from '../log.js';
 import { createDispatcher, discardBody, headerValue, httpRequest, type HttpResponse } from '../net/http-client.js';
 import { statusError } from '../net/http-status.js';
 import type { Settings } from '../settings/settings.js';
@@ -66,14 +66,14 @@ export class GcsSource implements ObjectSource {
   private readonly log: Logger;
   private credentials: Promise<GcsCredentials> | undefined;
 
-  constructor(bucket: string, key: string, settings: Settings, log?: Logger) {
+  constructor(bucket: string, key: string, settings: Settings, log: Logger = silentLogger) {
     if (bucket === '') throw invalidInput('gs:// URI names no bucket');
     this.bucket = bucket;
     this.prefix = key.replace(/\/+$/, '');
     this.displayUri = `gs://${bucket}/${this.prefix}`;
     this.endpoint = settings.gcs.endpoint;
     this.settings = settings;
-    this.log = log ?? createLogger({ level: settings.log.level, format: settings.log.format, secrets: settings.secrets });
+    this.log = log;
     this.dispatcher = createDispatcher({ net: settings.net });
   }
 

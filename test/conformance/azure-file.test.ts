@@ -3,6 +3,7 @@
  * official SDK in test/unit/azure-file-double.test.ts). Sources are made as the CLI makes them: the
  * real-looking URI is parsed, and AZURE_STORAGE_FILE_ENDPOINT points the client at the double.
  */
+import { silentLogger } from '../../src/log.js';
 import { loadSettings, type Settings } from '../../src/settings/settings.js';
 import { createSource } from '../../src/sources/registry.js';
 import type { ObjectSource } from '../../src/sources/types.js';
@@ -18,7 +19,7 @@ async function sourceFor(prefix: string, settings: Settings, key: string): Promi
   if (double === undefined) throw new Error('setup did not run');
   const azure = loadSettings({ AZURE_STORAGE_FILE_ENDPOINT: double.endpoint, AZURE_STORAGE_ACCESS_KEY: key }).azure;
   const location = parseStorageUri(`https://${FILE_ACCOUNT}.file.core.windows.net/${SHARE}/${prefix.split('/').map(encodeURIComponent).join('/')}`);
-  const source = await createSource(location, { ...settings, azure });
+  const source = await createSource(location, { ...settings, azure }, silentLogger);
   if (source.kind !== 'object') throw new Error('expected an object source');
   return source;
 }
