@@ -6,6 +6,7 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { proxiedHttpAgent, proxiedHttpsAgent } from '../net/proxy.js';
 import { loadCaCertificates } from '../net/tls.js';
 import type { Settings } from '../settings/settings.js';
 
@@ -23,6 +24,9 @@ export function createS3Client(settings: Settings): S3Client {
   const region = s3.region ?? DEFAULT_REGION;
   const ca = loadCaCertificates([...settings.net.caFiles, ...(s3.caBundle === undefined ? [] : [s3.caBundle])]);
   const sockets = Math.max(settings.transfer.concurrency * 2, 16);
+  const { httpProxy, httpsProxy, noProxy } = settings.net;
+  const httpOptions = { keepAlive: true, maxSockets: sockets };
+  const tlsOptions = { ...httpOptions, rejectUnauthorized: s3.verifySsl, ...(ca === undefined ? {} : { ca }) };
   const config: S3ClientConfig = {
     region,
     endpoint: s3.endpoint,
@@ -37,8 +41,8 @@ export function createS3Client(settings: Settings): S3Client {
     requestHandler: {
       connectionTimeout: s3.connectTimeoutMs,
       socketTimeout: s3.readTimeoutMs,
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets, rejectUnauthorized: s3.verifySsl, ...(ca === undefined ? {} : { ca }) }),
+      httpAgent: httpProxy === undefined ? new HttpAgent(httpOptions) : proxiedHttpAgent(new URL(httpProxy), noProxy, httpOptions),
+      httpsAgent: httpsProxy === undefined ? new HttpsAgent(tlsOptions) : proxiedHttpsAgent(new URL(httpsProxy), noProxy, tlsOptions),
     },
   };
   if (s3.anonymous) {

@@ -7,6 +7,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { faultsInOrder, startFaultProxy, type Fault } from '../servers/fault-proxy.js';
+import { startForwardProxy } from '../servers/forward-proxy.js';
 import { startFauxqs } from '../servers/fauxqs.js';
 import { s3Client, uploadTree } from '../servers/s3-fixtures.js';
 import { startSts } from '../servers/sts.js';
@@ -94,6 +95,21 @@ describe('S3 backend (fauxqs)', () => {
       assert.equal(result.code, 0, result.stderr);
       assert.deepEqual(await hashTree(out), hashOf(IRIS));
       assert.ok(signed.length > 0 && signed.every((s) => !s), 'no request carried an Authorization header');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('tunnels through HTTP_PROXY, and around it for NO_PROXY', async () => {
+    const proxy = await startForwardProxy();
+    try {
+      const through = await runCli(['s3://bucket/models/iris', dest()], { env: { ...env(), HTTP_PROXY: proxy.url } });
+      assert.equal(through.code, 0, through.stderr);
+      assert.ok(proxy.seen.includes(`CONNECT ${new URL(fauxqs.endpoint).host}`), proxy.seen.join('\n'));
+      const seen = proxy.seen.length;
+      const around = await runCli(['s3://bucket/models/iris', dest()], { env: { ...env(), HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' } });
+      assert.equal(around.code, 0, around.stderr);
+      assert.equal(proxy.seen.length, seen);
     } finally {
       await proxy.stop();
     }
