@@ -8,6 +8,7 @@ import { loadAzureSettings, type AzureSettings } from './azure.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import { loadGcsSettings, type GcsSettings } from './gcs.js';
 import { loadHubSettings, type HubSettings } from './hubs.js';
+import { loadOciSettings, type OciSettings } from './oci.js';
 import {
   parseBoolean, parseBytes, parseChoice, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
 } from './values.js';
@@ -81,6 +82,7 @@ export interface Settings {
   gcs: GcsSettings;
   azure: AzureSettings;
   hubs: HubSettings;
+  oci: OciSettings;
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
@@ -204,7 +206,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     gcs: loadGcsSettings(env),
     azure: loadAzureSettings(env),
     hubs: loadHubSettings(env),
+    oci: loadOciSettings(env),
     storageConfig,
-    secrets: collectSecrets(env, storageConfig, headersByHost),
   };
 }

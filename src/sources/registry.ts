@@ -19,6 +19,7 @@ const factories: Factories = {
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   hf: async (location, settings) => new (await import('./huggingface.js')).HuggingFaceSource(location, settings),
   modelscope: async (location, settings) => new (await import('./modelscope.js')).ModelScopeSource(location, settings),
+  oci: async (location, settings, log) => new (await import('./oci.js')).OciSource(location, settings, log),
   local: async (location, settings) => {
     const { LocalCopySource, LocalLinkSource } = await import('./local.js');
     return settings.localMode === 'copy' ? new LocalCopySource(location.path) : new LocalLinkSource(location.path);
