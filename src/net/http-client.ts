@@ -3,6 +3,7 @@
  * proxies and timeouts, and redirects followed by hand so that credentials never travel to
  * another origin.
  */
+import { rootCertificates } from 'node:tls';
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { describeError, invalidInput, isRetryable, StorageError } from '../errors.js';
 import type { NetSettings } from '../settings/settings.js';
@@ -16,14 +17,23 @@ export interface ClientOptions {
   extraCaFiles?: readonly string[];
   /** Skip certificate verification (S3_VERIFY_SSL=0); off by default. */
   insecure?: boolean;
+  /** Extra PEM certificates to trust, given as text (a CA handed over in a secret, not as a file). */
+  extraCaPems?: readonly string[];
+  /** PEM client certificate and private key for mutual TLS (both or neither). */
+  cert?: string;
+  key?: string;
 }
 
 export function createDispatcher(options: ClientOptions): Dispatcher {
   const { net } = options;
-  const ca = loadCaCertificates([...net.caFiles, ...(options.extraCaFiles ?? [])]);
+  const fromFiles = loadCaCertificates([...net.caFiles, ...(options.extraCaFiles ?? [])]);
+  const ca = options.extraCaPems !== undefined && options.extraCaPems.length > 0
+    ? [...(fromFiles ?? rootCertificates), ...options.extraCaPems] : fromFiles;
+  const identity = options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {};
   const connect = {
     timeout: net.connectTimeoutMs,
     ...(ca === undefined ? {} : { ca }),
+    ...identity,
     ...(options.insecure === true ? { rejectUnauthorized: false } : {}),
   };
   const common = { connect, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 };
@@ -34,7 +44,8 @@ export function createDispatcher(options: ClientOptions): Dispatcher {
       httpProxy: net.httpProxy ?? '',
       httpsProxy: net.httpsProxy ?? '',
       noProxy: net.noProxy ?? '',
-      ...(ca === undefined ? {} : { requestTls: { ca }, proxyTls: { ca } }),
+      ...(ca === undefined ? {} : { proxyTls: { ca } }),
+      ...(ca === undefined && options.cert === undefined ? {} : { requestTls: { ...(ca === undefined ? {} : { ca }), ...identity } }),
     });
   }
   return new Agent(common);

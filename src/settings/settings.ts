@@ -7,6 +7,7 @@ import type { LogFormat, LogLevel } from '../log.js';
 import { loadAzureSettings, type AzureSettings } from './azure.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import { loadGcsSettings, type GcsSettings } from './gcs.js';
+import { loadHdfsSettings, type HdfsSettings } from './hdfs.js';
 import { loadHubSettings, type HubSettings } from './hubs.js';
 import { loadOciSettings, type OciSettings } from './oci.js';
 import {
@@ -80,6 +81,7 @@ export interface Settings {
   localMode: LocalMode;
   s3: S3Settings;
   gcs: GcsSettings;
+  hdfs: HdfsSettings;
   azure: AzureSettings;
   hubs: HubSettings;
   oci: OciSettings;
@@ -160,6 +162,7 @@ function collectSecrets(env: Env, config: StorageConfig, headers: ReadonlyMap<st
 export function loadSettings(env: Env, flags: Flags = {}): Settings {
   const storageConfig = loadStorageConfig(env.STORAGE_CONFIG, env.STORAGE_OVERRIDE_CONFIG);
   const headersByHost = loadHeaders(env);
+  const hdfs = loadHdfsSettings(env, storageConfig);
   const caMount = first(env, 'CA_BUNDLE_VOLUME_MOUNT_POINT') ?? DEFAULT_CA_MOUNT;
   const flagOrEnv = (flag: string | undefined, flagName: string, envName: string): [string, string | undefined] =>
     flag === undefined ? [envName, env[envName]] : [flagName, flag];
@@ -204,9 +207,11 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     localMode: parseChoice(localOrigin, localMode, 'symlink', ['symlink', 'copy'] as const),
     s3: loadS3(env, storageConfig),
     gcs: loadGcsSettings(env),
+    hdfs,
     azure: loadAzureSettings(env),
     hubs: loadHubSettings(env),
     oci: loadOciSettings(env),
     storageConfig,
+    secrets: [...collectSecrets(env, storageConfig, headersByHost), ...hdfs.secrets],
   };
 }

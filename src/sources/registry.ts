@@ -16,6 +16,7 @@ const factories: Factories = {
   'azure-blob': async (location, settings) => (await import('./azure-blob.js')).AzureBlobSource.create(location, settings),
   'azure-file': async (location, settings) => (await import('./azure-file.js')).AzureFileSource.create(location, settings),
   gs: async (location, settings, log) => new (await import('./gcs.js')).GcsSource(location.bucket, location.key, settings, log),
+  hdfs: async (location, settings, log) => new (await import('./webhdfs.js')).WebHdfsSource(location, settings, log),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   hf: async (location, settings) => new (await import('./huggingface.js')).HuggingFaceSource(location, settings),
   modelscope: async (location, settings) => new (await import('./modelscope.js')).ModelScopeSource(location, settings),

@@ -1,0 +1,316 @@
+/**
+ * A faithful double of the WebHDFS REST API on 127.0.0.1 (no Hadoop can be installed here): two
+ * namenodes of an HA pair (one active; the standby answers every operation with Hadoop's
+ * StandbyException) and one datanode on its own port.
+ *
+ *   GET /webhdfs/v1/PATH?op=GETFILESTATUS        {"FileStatus":{...}}
+ *   GET /webhdfs/v1/PATH?op=LISTSTATUS           {"FileStatuses":{"FileStatus":[...]}}
+ *   GET /webhdfs/v1/PATH?op=LISTSTATUS_BATCH[&startAfter=NAME]
+ *                                                {"DirectoryListing":{"partialListing":{"FileStatuses":{...}},"remainingEntries":N}}
+ *   GET /webhdfs/v1/PATH?op=OPEN[&offset&length] 307 to the datanode, which serves the bytes
+ *
+ * As Hadoop: `op` values and parameter names are case-insensitive; the user is `user.name` (else the
+ * anonymous `dr.who`), `doas` impersonates only for configured proxy users; permissions are checked
+ * (execute on ancestors, read on files, read+execute to list); errors are
+ * `{"RemoteException":{"exception","javaClassName","message"}}` with Hadoop's status codes (403 for
+ * any IOException, 404 for FileNotFoundException, 400 for a bad parameter).
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+
+export interface WebHdfsDoubleOptions {
+  /** Entries per LISTSTATUS_BATCH page (Hadoop's dfs.ls.limit); default 1000. */
+  batchLimit?: number;
+  /** false: an old namenode (before Hadoop 2.8) that refuses LISTSTATUS_BATCH. */
+  listStatusBatch?: boolean;
+  /** Headers the namenodes require (a gateway's token); missing or wrong -> 401. Datanodes never see them. */
+  requiredHeaders?: Record<string, string>;
+  /** Real users allowed to impersonate others with `doas`. */
+  proxyUsers?: string[];
+  /** Serve HTTPS; with `clientCaFile`, require a client certificate signed by it. */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+}
+
+export interface WebHdfsRequest {
+  server: 'nn0' | 'nn1' | 'dn';
+  op: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  clientCert: boolean;
+}
+
+interface Inode {
+  type: 'FILE' | 'DIRECTORY';
+  data: Buffer;
+  owner: string;
+  permission: string;
+  modificationTime: number;
+  fileId: number;
+}
+
+export interface WebHdfsDouble {
+  /** Base URLs of the two namenodes and the datanode (`http(s)://127.0.0.1:PORT`). */
+  readonly namenodes: readonly [string, string];
+  readonly datanodeUrl: string;
+  /** Which namenode is active (0 or 1); the other answers StandbyException. */
+  active: 0 | 1;
+  readonly activeUrl: string;
+  readonly standbyUrl: string;
+  readonly requests: WebHdfsRequest[];
+  mkdir(path: string, options?: { owner?: string; permission?: string }): void;
+  putFile(path: string, data: Buffer, options?: { owner?: string; permission?: string }): void;
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = 'hdfs';
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function remote(res: ServerResponse, status: number, exception: string, javaPackage: string, message: string): void {
+  sendJson(res, status, { RemoteException: { exception, javaClassName: `${javaPackage}.${exception}`, message } });
+}
+
+const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+function normalize(path: string): string {
+  const trimmed = `/${path.split('/').filter((s) => s !== '').join('/')}`;
+  return trimmed;
+}
+
+function parent(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Promise<WebHdfsDouble> {
+  const inodes = new Map<string, Inode>();
+  let nextFileId = 16386;
+  const newInode = (type: Inode['type'], data: Buffer, owner = SUPERUSER, permission = type === 'FILE' ? '644' : '755'): Inode =>
+    ({ type, data, owner, permission, modificationTime: 1_700_000_000_000 + nextFileId, fileId: nextFileId++ });
+  inodes.set('/', newInode('DIRECTORY', Buffer.alloc(0)));
+  const ensureDir = (path: string): void => {
+    if (inodes.has(path)) return;
+    ensureDir(parent(path));
+    inodes.set(path, newInode('DIRECTORY', Buffer.alloc(0)));
+  };
+  const requests: WebHdfsRequest[] = [];
+  const batchLimit = options.batchLimit ?? 1000;
+
+  const rwx = (inode: Inode): string => (inode.type === 'DIRECTORY' ? 'd' : '-')
+    + inode.permission.split('').map((d) => { const n = Number(d); return `${n & 4 ? 'r' : '-'}${n & 2 ? 'w' : '-'}${n & 1 ? 'x' : '-'}`; }).join('');
+
+  /** The Hadoop AccessControlException message, or undefined when allowed. */
+  const denied = (user: string, path: string, inode: Inode, access: 'READ' | 'EXECUTE' | 'READ_EXECUTE'): string | undefined => {
+    if (user === SUPERUSER) return undefined;
+    const need = access === 'READ' ? 4 : access === 'EXECUTE' ? 1 : 5;
+    const digit = Number(inode.permission[user === inode.owner ? 0 : 2] ?? '0');
+    if ((digit & need) === need) return undefined;
+    return `Permission denied: user=${user}, access=${access}, inode="${path}":${inode.owner}:supergroup:${rwx(inode)}`;
+  };
+
+  /** Resolves a path for a user: the inode, or an error already sent. */
+  const lookup = (res: ServerResponse, user: string, path: string): Inode | undefined => {
+    const segments = path.split('/').filter((s) => s !== '');
+    let current = '/';
+    for (const segment of segments) {
+      const dir = inodes.get(current);
+      if (dir?.type !== 'DIRECTORY') break;
+      const why = denied(user, current, dir, 'EXECUTE');
+      if (why !== undefined) {
+        remote(res, 403, 'AccessControlException', 'org.apache.hadoop.security', why);
+        return undefined;
+      }
+      current = current === '/' ? `/${segment}` : `${current}/${segment}`;
+    }
+    const inode = inodes.get(path);
+    if (inode === undefined) remote(res, 404, 'FileNotFoundException', 'java.io', `File does not exist: ${path}`);
+    return inode;
+  };
+
+  const status = (name: string, inode: Inode, path: string): Record<string, unknown> => ({
+    accessTime: inode.type === 'FILE' ? inode.modificationTime : 0, blockSize: inode.type === 'FILE' ? 134217728 : 0,
+    childrenNum: inode.type === 'DIRECTORY' ? childrenOf(path).length : 0, fileId: inode.fileId, group: 'supergroup',
+    length: inode.type === 'FILE' ? inode.data.length : 0, modificationTime: inode.modificationTime, owner: inode.owner,
+    pathSuffix: name, permission: inode.permission, replication: inode.type === 'FILE' ? 3 : 0, storagePolicy: 0, type: inode.type,
+  });
+
+  const childrenOf = (dir: string): [string, Inode][] => {
+    const base = dir === '/' ? '/' : `${dir}/`;
+    return [...inodes].filter(([p]) => p !== dir && p.startsWith(base) && !p.slice(base.length).includes('/'))
+      .map(([p, inode]): [string, Inode] => [p.slice(base.length), inode]).sort(([a], [b]) => byteOrder(a, b));
+  };
+
+  const servers: Server[] = [];
+  const ports: number[] = [];
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  const url = (i: number): string => `${scheme}://127.0.0.1:${ports[i] ?? 0}`;
+
+  const handle = (server: WebHdfsRequest['server'], req: IncomingMessage, res: ServerResponse): void => {
+    const parsed = new URL(req.url ?? '/', 'http://double');
+    const query = new URLSearchParams();
+    for (const [k, v] of parsed.searchParams) query.set(k.toLowerCase() === 'startafter' ? 'startAfter' : k.toLowerCase(), v);
+    const op = (query.get('op') ?? '').toUpperCase();
+    if (!parsed.pathname.startsWith('/webhdfs/v1/') && parsed.pathname !== '/webhdfs/v1') {
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>');
+      return;
+    }
+    const path = normalize(parsed.pathname.slice('/webhdfs/v1'.length).split('/').map((s) => decodeURIComponent(s)).join('/'));
+    requests.push({ server, op, path, query, headers: req.headers, clientCert: (req.socket as Partial<TLSSocket>).authorized === true });
+    if (server !== 'dn' && server !== `nn${double.active}`) {
+      remote(res, 403, 'StandbyException', 'org.apache.hadoop.ipc', 'Operation category READ is not supported in state standby. Visit https://s.apache.org/sbnn-error');
+      return;
+    }
+    if (server !== 'dn') {
+      for (const [name, value] of Object.entries(options.requiredHeaders ?? {})) {
+        if (req.headers[name.toLowerCase()] !== value) {
+          res.writeHead(401, { 'content-type': 'text/plain' }).end('Unauthorized');
+          return;
+        }
+      }
+    }
+    if (req.method !== 'GET') {
+      remote(res, 400, 'IllegalArgumentException', 'java.lang', `Invalid value for webhdfs parameter "op": ${req.method ?? ''} is not supported by this double`);
+      return;
+    }
+    const real = query.get('user.name') ?? 'dr.who';
+    const doas = query.get('doas');
+    if (doas !== null && doas !== real && !(options.proxyUsers ?? []).includes(real)) {
+      remote(res, 403, 'SecurityException', 'java.lang', `Failed to obtain user group information: org.apache.hadoop.security.authorize.AuthorizationException: User: ${real} is not allowed to impersonate ${doas}`);
+      return;
+    }
+    const user = doas ?? real;
+    const inode = lookup(res, user, path);
+    if (inode === undefined) return;
+
+    if (server === 'dn') {
+      if (op !== 'OPEN' || query.get('namenoderpcaddress') === null) {
+        remote(res, 400, 'IllegalArgumentException', 'java.lang', 'Invalid datanode request');
+        return;
+      }
+      sendBytes(res, user, path, inode, query);
+      return;
+    }
+    switch (op) {
+      case 'GETFILESTATUS':
+        sendJson(res, 200, { FileStatus: status('', inode, path) });
+        return;
+      case 'LISTSTATUS':
+      case 'LISTSTATUS_BATCH': {
+        if (op === 'LISTSTATUS_BATCH' && options.listStatusBatch === false) break;
+        if (inode.type === 'FILE') {
+          const one = { FileStatuses: { FileStatus: [status('', inode, path)] } };
+          sendJson(res, 200, op === 'LISTSTATUS' ? one : { DirectoryListing: { partialListing: one, remainingEntries: 0 } });
+          return;
+        }
+        const why = denied(user, path, inode, 'READ_EXECUTE');
+        if (why !== undefined) {
+          remote(res, 403, 'AccessControlException', 'org.apache.hadoop.security', why);
+          return;
+        }
+        let entries = childrenOf(path);
+        if (op === 'LISTSTATUS') {
+          sendJson(res, 200, { FileStatuses: { FileStatus: entries.map(([n, i]) => status(n, i, `${path === '/' ? '' : path}/${n}`)) } });
+          return;
+        }
+        const after = query.get('startAfter');
+        if (after !== null) entries = entries.filter(([n]) => byteOrder(n, after) > 0);
+        const page = entries.slice(0, batchLimit);
+        sendJson(res, 200, { DirectoryListing: {
+          partialListing: { FileStatuses: { FileStatus: page.map(([n, i]) => status(n, i, `${path === '/' ? '' : path}/${n}`)) } },
+          remainingEntries: entries.length - page.length,
+        } });
+        return;
+      }
+      case 'OPEN': {
+        if (inode.type !== 'FILE') {
+          remote(res, 404, 'FileNotFoundException', 'java.io', `Path is not a file: ${path}`);
+          return;
+        }
+        const why = denied(user, path, inode, 'READ');
+        if (why !== undefined) {
+          remote(res, 403, 'AccessControlException', 'org.apache.hadoop.security', why);
+          return;
+        }
+        const target = new URL(`${url(2)}/webhdfs/v1${path.split('/').map((s) => encodeURIComponent(s)).join('/')}`);
+        target.searchParams.set('op', 'OPEN');
+        target.searchParams.set('user.name', real);
+        if (doas !== null) target.searchParams.set('doas', doas);
+        target.searchParams.set('namenoderpcaddress', 'mycluster');
+        for (const p of ['offset', 'length']) {
+          const v = query.get(p);
+          if (v !== null) target.searchParams.set(p, v);
+        }
+        res.writeHead(307, { location: target.toString(), 'content-type': 'application/octet-stream', 'content-length': 0 }).end();
+        return;
+      }
+      default:
+        break;
+    }
+    remote(res, 400, 'IllegalArgumentException', 'java.lang', `Invalid value for webhdfs parameter "op": No enum constant org.apache.hadoop.hdfs.web.resources.GetOpParam.Op.${op}`);
+  };
+
+  const sendBytes = (res: ServerResponse, user: string, path: string, inode: Inode, query: URLSearchParams): void => {
+    const why = denied(user, path, inode, 'READ');
+    if (why !== undefined) {
+      remote(res, 403, 'AccessControlException', 'org.apache.hadoop.security', why);
+      return;
+    }
+    const offset = Number(query.get('offset') ?? '0');
+    const size = inode.data.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset > 0 && offset >= size)) {
+      remote(res, 403, 'IOException', 'java.io', `Offset=${offset} out of the range [0, ${size}); OPEN, path=${path}`);
+      return;
+    }
+    const lengthParam = query.get('length');
+    const end = lengthParam === null ? size : Math.min(size, offset + Number(lengthParam));
+    const body = inode.data.subarray(offset, end);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  };
+
+  const tlsOptions = options.tls === undefined ? undefined : {
+    cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile),
+    ...(options.tls.clientCaFile === undefined ? {} : { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }),
+  };
+  for (const server of ['nn0', 'nn1', 'dn'] as const) {
+    const listener = (req: IncomingMessage, res: ServerResponse): void => { handle(server, req, res); };
+    const s = tlsOptions === undefined ? createHttpServer(listener) : createHttpsServer(tlsOptions, listener);
+    await new Promise<void>((resolve) => { s.listen(0, '127.0.0.1', resolve); });
+    servers.push(s);
+    ports.push((s.address() as AddressInfo).port);
+  }
+
+  const double: WebHdfsDouble = {
+    namenodes: [url(0), url(1)],
+    datanodeUrl: url(2),
+    active: 0,
+    get activeUrl() { return url(double.active); },
+    get standbyUrl() { return url(1 - double.active); },
+    requests,
+    mkdir(path, opts = {}) {
+      const p = normalize(path);
+      ensureDir(parent(p));
+      inodes.set(p, newInode('DIRECTORY', Buffer.alloc(0), opts.owner, opts.permission));
+    },
+    putFile(path, data, opts = {}) {
+      const p = normalize(path);
+      ensureDir(parent(p));
+      inodes.set(p, newInode('FILE', data, opts.owner, opts.permission));
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
+        s.closeAllConnections();
+        s.close(() => { resolve(); });
+      })));
+    },
+  };
+  return double;
+}
