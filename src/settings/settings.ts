@@ -8,6 +8,7 @@ import { loadAzureSettings, type AzureSettings } from './azure.js';
 import { configValue, loadStorageConfig, type StorageConfig } from './storage-config.js';
 import { loadGcsSettings, type GcsSettings } from './gcs.js';
 import { loadHdfsSettings, type HdfsSettings } from './hdfs.js';
+import { loadGitSettings, type GitSettings } from './git.js';
 import { loadHubSettings, type HubSettings } from './hubs.js';
 import { loadOciSettings, type OciSettings } from './oci.js';
 import {
@@ -82,6 +83,7 @@ export interface Settings {
   s3: S3Settings;
   gcs: GcsSettings;
   hdfs: HdfsSettings;
+  git: GitSettings;
   azure: AzureSettings;
   hubs: HubSettings;
   oci: OciSettings;
@@ -208,6 +210,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     s3: loadS3(env, storageConfig),
     gcs: loadGcsSettings(env),
     hdfs,
+    git: loadGitSettings(env),
     azure: loadAzureSettings(env),
     hubs: loadHubSettings(env),
     oci: loadOciSettings(env),

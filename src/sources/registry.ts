@@ -19,6 +19,7 @@ const factories: Factories = {
   hdfs: async (location, settings, log) => new (await import('./webhdfs.js')).WebHdfsSource(location, settings, log),
   http: async (location, settings) => new (await import('./http.js')).HttpSource(location.url, settings),
   hf: async (location, settings) => new (await import('./huggingface.js')).HuggingFaceSource(location, settings),
+  git: async (location, settings, log) => new (await import('./git.js')).GitSource(location, settings, log),
   modelscope: async (location, settings) => new (await import('./modelscope.js')).ModelScopeSource(location, settings),
   oci: async (location, settings, log) => new (await import('./oci.js')).OciSource(location, settings, log),
   local: async (location, settings) => {
