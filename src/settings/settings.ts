@@ -165,6 +165,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
   const storageConfig = loadStorageConfig(env.STORAGE_CONFIG, env.STORAGE_OVERRIDE_CONFIG);
   const headersByHost = loadHeaders(env);
   const hdfs = loadHdfsSettings(env, storageConfig);
+  const oci = loadOciSettings(env);
   const caMount = first(env, 'CA_BUNDLE_VOLUME_MOUNT_POINT') ?? DEFAULT_CA_MOUNT;
   const flagOrEnv = (flag: string | undefined, flagName: string, envName: string): [string, string | undefined] =>
     flag === undefined ? [envName, env[envName]] : [flagName, flag];
@@ -213,8 +214,8 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     git: loadGitSettings(env),
     azure: loadAzureSettings(env),
     hubs: loadHubSettings(env),
-    oci: loadOciSettings(env),
+    oci,
     storageConfig,
-    secrets: [...collectSecrets(env, storageConfig, headersByHost), ...hdfs.secrets],
+    secrets: [...collectSecrets(env, storageConfig, headersByHost), ...hdfs.secrets, ...oci.secrets],
   };
 }
