@@ -42,10 +42,10 @@ describe('cli', () => {
     assert.match(result.stderr, /s3:\/\/BUCKET/);
   });
 
-  it('answers "not supported yet" for a recognised backend that is not built in', async () => {
-    const result = await runCli(['oci://registry.example.com/models/iris:v1', '/tmp/x']);
+  it('explains that pvc:// URIs are mounted by KServe, not downloaded', async () => {
+    const result = await runCli(['pvc://models-claim/iris', '/tmp/x']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /not supported yet: oci/);
+    assert.match(result.stderr, /mounted by KServe at \/mnt\/pvc/);
   });
 
   it('does nothing for /mnt/models (already mounted)', async () => {
