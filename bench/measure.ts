@@ -1,5 +1,5 @@
 /** Shared benchmark plumbing: run a command under /usr/bin/time -v, verify a tree, summarise runs. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -16,7 +16,29 @@ export interface Measure {
 export function timed(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Measure {
   const result = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', env, maxBuffer: 64 * MiB });
   if (result.status !== 0) throw new Error(`${cmd} failed (${String(result.status)}): ${result.stderr.slice(-1500)}`);
-  const field = (name: string): string => new RegExp(`${name}: (.+)`).exec(result.stderr)?.[1]?.trim() ?? '0';
+  return parseTime(result.stderr);
+}
+
+/**
+ * As timed, without blocking this process: for servers that run inside the benchmark's own event
+ * loop (the GCS double), which a spawnSync would starve.
+ */
+export async function timedAsync(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Measure> {
+  const child = spawn('/usr/bin/time', ['-v', cmd, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-64 * 1024); });
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (status !== 0) throw new Error(`${cmd} failed (${String(status)}): ${stderr.slice(-1500)}`);
+  return parseTime(stderr);
+}
+
+/** The wall, CPU and peak RSS that GNU time -v printed last on stderr. */
+function parseTime(stderr: string): Measure {
+  const field = (name: string): string => new RegExp(`${name}: (.+)`).exec(stderr)?.[1]?.trim() ?? '0';
   const clock = field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)').split(':').map(Number);
   const wall = clock.reduce((acc, part) => acc * 60 + part, 0);
   return {
