@@ -51,19 +51,69 @@ async function writeFully(handle: FileHandle, buffer: Buffer, length: number, po
   }
 }
 
+/**
+ * Two write buffers per stream: one fills from the network while the other is being written, so
+ * the socket keeps flowing during disk writes (one buffer would stall the sender on every write).
+ * `job.done` advances only when a write has landed, in order.
+ */
+class DoubleBufferedWriter {
+  private filling: Buffer;
+  private spare: Buffer;
+  private filled = 0;
+  /** Bytes from the range start handed to writes, landed or in flight. */
+  private queued: number;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly job: RangeJob, size: number) {
+    this.filling = Buffer.allocUnsafe(size);
+    this.spare = Buffer.allocUnsafe(size);
+    this.queued = job.done;
+  }
+
+  get pendingBytes(): number {
+    return this.queued - this.job.done + this.filled;
+  }
+
+  async push(raw: Buffer): Promise<void> {
+    let chunk = raw;
+    while (chunk.length > 0) {
+      const n = Math.min(chunk.length, this.filling.length - this.filled);
+      chunk.copy(this.filling, this.filled, 0, n);
+      this.filled += n;
+      chunk = chunk.subarray(n);
+      if (this.filled === this.filling.length) await this.flush();
+    }
+  }
+
+  /** Starts writing what is buffered, after the previous write has landed. */
+  async flush(): Promise<void> {
+    await this.inFlight;
+    if (this.filled === 0) return;
+    const job = this.job;
+    const buffer = this.filling;
+    const length = this.filled;
+    const offset = job.start + this.queued;
+    this.queued += length;
+    this.filling = this.spare;
+    this.spare = buffer;
+    this.filled = 0;
+    this.inFlight = writeFully(job.handle, buffer, length, offset, job.localPath).then(() => {
+      job.done += length;
+      job.onWrite(offset, buffer.subarray(0, length));
+    });
+  }
+
+  /** Writes everything buffered and waits for it to land. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.inFlight;
+  }
+}
+
 /** Copies a stream into the file from `job.start + job.done`, advancing `job.done` as writes land. */
 async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abortAttempt: (err: Error) => void): Promise<void> {
   const expected = job.end === undefined ? undefined : job.end - job.start;
-  const buffer = Buffer.allocUnsafe(expected === undefined ? WRITE_BUFFER_BYTES : Math.max(1, Math.min(WRITE_BUFFER_BYTES, expected - job.done)));
-  let filled = 0;
-  const flush = async (): Promise<void> => {
-    if (filled === 0) return;
-    const offset = job.start + job.done;
-    await writeFully(job.handle, buffer, filled, offset, job.localPath);
-    job.done += filled;
-    job.onWrite(offset, buffer.subarray(0, filled));
-    filled = 0;
-  };
+  const writer = new DoubleBufferedWriter(job, expected === undefined ? WRITE_BUFFER_BYTES : Math.max(1, Math.min(WRITE_BUFFER_BYTES, expected - job.done)));
   const idle = setTimeout(() => {
     const err = network(`no data received for ${idleTimeoutMs / 1000} s from ${job.source.displayUri}`);
     abortAttempt(err);
@@ -72,23 +122,17 @@ async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abo
   try {
     for await (const raw of stream) {
       idle.refresh();
-      let chunk = raw as Buffer;
-      if (expected !== undefined && job.done + filled + chunk.length > expected) {
+      const chunk = raw as Buffer;
+      if (expected !== undefined && job.done + writer.pendingBytes + chunk.length > expected) {
         throw integrity(`${job.source.name} sent more bytes than requested for ${job.object.key}`, { retryable: true });
       }
-      while (chunk.length > 0) {
-        const n = Math.min(chunk.length, buffer.length - filled);
-        chunk.copy(buffer, filled, 0, n);
-        filled += n;
-        chunk = chunk.subarray(n);
-        if (filled === buffer.length) await flush();
-      }
+      await writer.push(chunk);
     }
-    await flush();
+    await writer.close();
   } finally {
     clearTimeout(idle);
     // Bytes received before a failure are still good: keep them so the retry resumes after them.
-    if (filled > 0) await flush().catch(() => undefined);
+    await writer.close().catch(() => undefined);
   }
   if (expected !== undefined && job.done < expected) {
     throw network(`${job.source.name} ended the body of ${job.object.key} early (${job.done} of ${expected} bytes)`);
