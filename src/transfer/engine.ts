@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { describeError, localIO, StorageError } from '../errors.js';
 import type { Context, ObjectSource, RemoteObject } from '../sources/types.js';
+import { ExistingFiles } from './existing-files.js';
 import { fetchRange, type RangeJob } from './fetch-range.js';
 import { FileJob } from './file-job.js';
 import { planDownloads, type Plan, type PlannedFile } from './plan.js';
@@ -66,7 +67,8 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
   const directories = new SafeDirectories(dest);
   const openJobs = new Set<FileJob>();
   const policy = { maxAttempts: settings.transfer.maxAttempts, idleTimeoutMs: settings.transfer.idleTimeoutMs };
-  const jobOptions = { partSize: settings.transfer.partSize, log, onBytes: (n: number) => { progress.addBytes(n); } };
+  const existing = await ExistingFiles.scan(dest);
+  const jobOptions = { partSize: settings.transfer.partSize, log, existing, onBytes: (n: number) => { progress.addBytes(n); } };
 
   let skipped = 0;
   const prepare = async (file: PlannedFile): Promise<FileJob | undefined> => {

@@ -8,6 +8,7 @@ import { errorCode, integrity, localIO } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectSource } from '../sources/types.js';
 import { SequentialHasher } from './checksum.js';
+import type { ExistingFiles } from './existing-files.js';
 import type { RangeJob } from './fetch-range.js';
 import type { PlannedFile } from './plan.js';
 import { objectIdentity, readJournal, removeJournal, writeJournal, type JournalState } from './resume-journal.js';
@@ -17,6 +18,8 @@ const JOURNAL_INTERVAL_MS = 1000;
 export const PART_SUFFIX = '.part';
 
 export interface FileJobOptions {
+  /** What the destination held at the start; files it did not hold need no lookups. */
+  existing: ExistingFiles;
   partSize: number;
   log: Logger;
   /** Counts bytes as they land, for progress. */
@@ -64,7 +67,7 @@ export class FileJob {
    */
   static async prepare(source: ObjectSource, file: PlannedFile, options: FileJobOptions): Promise<FileJob | 'complete'> {
     const size = file.object.size;
-    if (size !== undefined && (await sizeOf(file.localPath)) === size) return 'complete';
+    if (size !== undefined && options.existing.mayExist(file.relativePath) && (await sizeOf(file.localPath)) === size) return 'complete';
     const job = new FileJob(source, file, options);
     await job.open();
     return job;
@@ -78,7 +81,8 @@ export class FileJob {
     let partSize = partCount === 1 ? Math.max(size ?? 0, 1) : this.options.partSize;
     let done: number[] = new Array<number>(partCount).fill(0);
 
-    const previous = resumable ? await readJournal(this.partPath) : 'absent';
+    const hasJournal = resumable && this.options.existing.mayExist(`${this.file.relativePath}${PART_SUFFIX}.json`);
+    const previous = hasJournal ? await readJournal(this.partPath) : 'absent';
     if (typeof previous === 'object' && await this.canResume(previous)) {
       // The earlier run's part layout wins, so a changed --part-size does not waste its work.
       partSize = previous.partSize;
