@@ -11,7 +11,7 @@ import type { ObjectSource, RemoteObject } from '../sources/types.js';
 import { backoffDelay, cancelled, sleep } from './retry.js';
 
 /** Network chunks are gathered into writes of this size: fewer syscalls, bounded memory per stream. */
-const WRITE_BUFFER_BYTES = 1 << 20;
+const WRITE_BUFFER_BYTES = 1 << 19;
 /** An attempt that made progress does not use up an attempt, but a server that trickles and resets forever must still end. */
 const MAX_ATTEMPTS_WITH_PROGRESS_FACTOR = 20;
 
