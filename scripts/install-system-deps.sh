@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: nginx (HTTP/HTTPS test server), openssl (test CA), and the
-# compressors used to build archive fixtures. Idempotent; needs root (CI and dev machines are root).
+# Debian packages the tests need: nginx (HTTP/HTTPS), openssl (test CAs), the compressors that
+# build archive fixtures, OpenStack Swift + memcached (S3 with signature checks), docker-registry,
+# skopeo, umoci and apache2-utils (OCI registry with htpasswd), git (git daemon, http-backend).
+# gcloud comes with the machine image. Idempotent; needs root (CI and dev machines are root).
 set -euo pipefail
-packages=(nginx openssl procps tar gzip bzip2 xz-utils zstd zip swift swift-proxy swift-object swift-container swift-account memcached docker-registry skopeo umoci apache2-utils)
+packages=(nginx openssl procps tar gzip bzip2 xz-utils zstd zip swift swift-proxy swift-object swift-container swift-account memcached docker-registry skopeo umoci apache2-utils git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
