@@ -4,12 +4,11 @@
  * reach without Entra ID: account key, SAS in the URI, connection string, anonymous.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { generateFileSASQueryParameters, ShareSASPermissions, StorageSharedKeyCredential as FileKey } from '@azure/storage-file-share';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
+import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, WRONG_KEY, type AzuriteServer } from '../servers/azurite.js';
 import { FILE_ACCOUNT, FILE_KEY, startAzureFileDouble, type AzureFileDouble } from '../servers/azure-file-double.js';
 
@@ -49,7 +48,7 @@ describe('azure (CLI against Azurite and the File double)', () => {
   });
 
   async function download(uri: string, env: Record<string, string>): Promise<{ result: CliResult; got: Map<string, string> }> {
-    const dest = path.join(work.dir, String(Math.random()).slice(2), 'models');
+    const dest = freshDest(work.dir);
     const result = await runCli(['--part-size', '64KiB', uri, dest], { env });
     return { result, got: await hashTree(dest).catch(() => new Map<string, string>()) };
   }
@@ -59,12 +58,6 @@ describe('azure (CLI against Azurite and the File double)', () => {
     assert.deepEqual(got, hashOf(expected));
   };
 
-  const failsWith = (result: CliResult, pattern: RegExp): void => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-  };
 
   const noSecret = (result: CliResult, ...secrets: string[]): void => {
     for (const secret of secrets) assert.ok(!result.stderr.includes(secret) && !result.stdout.includes(secret), 'a secret was printed');

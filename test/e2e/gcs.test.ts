@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
+import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
 import { startGcsDouble, type GcsDouble, type ServiceAccountKey } from '../servers/gcs-double.js';
 
 const TREE: Tree = new Map([
@@ -64,7 +64,7 @@ describe('gcs source (CLI against the GCS double)', () => {
   });
 
   async function download(uri: string, environment: Record<string, string>, args: string[] = []): Promise<{ result: CliResult; files: Map<string, string> }> {
-    const dest = path.join(work.dir, 'out', String(Math.random()).slice(2), 'models');
+    const dest = freshDest(path.join(work.dir, 'out'));
     const result = await runCli([...args, uri, dest], { env: environment });
     return { result, files: await hashTree(dest).catch(() => new Map<string, string>()) };
   }
@@ -72,13 +72,6 @@ describe('gcs source (CLI against the GCS double)', () => {
   const under = (prefix: string): Map<string, string> =>
     hashOf(new Map([...TREE].filter(([k]) => k.startsWith(`${prefix}/`)).map(([k, v]) => [k.slice(prefix.length + 1), v])));
 
-  const failsWith = (result: CliResult, pattern: RegExp): string => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-    return errors[0] ?? '';
-  };
 
   const leaksNoSecret = (result: CliResult): void => {
     const body = key.private_key.split('\n')[1] ?? 'unreachable';

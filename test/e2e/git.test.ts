@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
 import { hashOf, hashTree, tempDir } from '../helpers/tree.js';
 import { GIT_TEST_PASSWORD, GIT_TEST_USER, startGitServers, type GitServers } from '../servers/git-servers.js';
 
@@ -36,13 +36,6 @@ describe('git source (CLI against git http-backend and git daemon)', () => {
     assert.equal(result.code, 0, result.stderr);
   };
 
-  const failsWith = (result: CliResult, pattern: RegExp): string => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-    return errors[0] ?? '';
-  };
 
   it('clones the default branch over http: nested dirs, binary byte-identical, LFS object fetched and verified, no .git', async () => {
     const before = servers.requests.length;

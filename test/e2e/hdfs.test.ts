@@ -10,8 +10,8 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
+import { errorLines, failsWith, runCli, type CliResult } from '../helpers/cli.js';
+import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
 import { generateCa, type TlsFiles } from '../servers/tls.js';
 import { startWebHdfsDouble, type WebHdfsDouble } from '../servers/webhdfs-double.js';
 
@@ -74,7 +74,7 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
   });
 
   async function download(uri: string, env: Record<string, string>, args: string[] = []): Promise<{ result: CliResult; files: Map<string, string> }> {
-    const dest = path.join(work.dir, 'out', String(Math.random()).slice(2), 'models');
+    const dest = freshDest(path.join(work.dir, 'out'));
     const result = await runCli([...args, uri, dest], { env });
     return { result, files: await hashTree(dest).catch(() => new Map<string, string>()) };
   }
@@ -82,13 +82,6 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
   const under = (prefix: string): Map<string, string> =>
     hashOf(new Map([...TREE].filter(([k]) => k.startsWith(`${prefix}/`)).map(([k, v]) => [k.slice(prefix.length + 1), v])));
 
-  const failsWith = (result: CliResult, pattern: RegExp): string => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-    return errors[0] ?? '';
-  };
 
   const leaksNoSecret = (result: CliResult, extra: string[] = []): void => {
     for (const secret of [GATEWAY_TOKEN, KEYTAB, ...extra]) {

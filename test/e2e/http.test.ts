@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { startForwardProxy } from '../servers/forward-proxy.js';
 import { NGINX_BASIC_PASSWORD, NGINX_BASIC_USER, NGINX_BEARER_TOKEN, startNginx, type NginxServer } from '../servers/nginx.js';
 import { generateCa, generateUntrustedCa, type TlsFiles } from '../servers/tls.js';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashOf, hashTree, randomBytes, tempDir, writeTree, type Tree } from '../helpers/tree.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
+import { freshDest, hashOf, hashTree, randomBytes, tempDir, writeTree, type Tree } from '../helpers/tree.js';
 
 const MODEL = randomBytes(3 * 2 ** 20 + 77, 11);
 const TREE: Tree = new Map([
@@ -63,18 +63,12 @@ describe('http source (nginx)', () => {
   });
 
   async function download(url: string, env: Record<string, string> = {}, args: string[] = []): Promise<{ result: CliResult; files: Map<string, string>; dest: string }> {
-    const dest = path.join(work.dir, 'out', String(Math.random()).slice(2), 'models');
+    const dest = freshDest(path.join(work.dir, 'out'));
     const result = await runCli([...args, url, dest], { env });
     const files = await hashTree(dest).catch(() => new Map<string, string>());
     return { result, files, dest };
   }
 
-  const failsWith = (result: CliResult, pattern: RegExp): void => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-  };
 
   it('downloads a file in parallel ranged parts, byte-identical', async () => {
     const before = (await nginx.readAccessLog()).split('\n').length;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
 import { hashOf, hashTree, randomBytes, tempDir } from '../helpers/tree.js';
 import { startHfDouble, type HfDouble } from '../servers/hf-double.js';
 import { startModelScopeDouble, type ModelScopeDouble } from '../servers/modelscope-double.js';
@@ -55,12 +55,6 @@ describe('hub sources end to end (CLI against the doubles)', () => {
     return { result, files };
   }
 
-  const failsWith = (result: CliResult, pattern: RegExp): void => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-  };
 
   it('downloads hf://owner/model (main) with LFS files through the CDN', async () => {
     const { result, files } = await download('hf://acme/tiny-llm');

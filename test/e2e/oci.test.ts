@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashTree, tempDir } from '../helpers/tree.js';
+import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
+import { freshDest, hashTree, tempDir } from '../helpers/tree.js';
 import {
   gzipLayer, makeTar, MEDIA, pushImage, sha256, startRegistry, umociSkopeoImage, zstdLayer, type Registry,
 } from '../servers/oci-registry.js';
@@ -82,18 +82,11 @@ describe('oci source (CLI against docker-registry)', () => {
   const trustCa = (): Record<string, string> => ({ CA_BUNDLE_CONFIGMAP_NAME: 'ca', CA_BUNDLE_VOLUME_MOUNT_POINT: caMount });
 
   async function download(uri: string, env: Record<string, string>): Promise<{ result: CliResult; files: Map<string, string>; dest: string }> {
-    const dest = path.join(work.dir, 'out', String(Math.random()).slice(2), 'models');
+    const dest = freshDest(path.join(work.dir, 'out'));
     const result = await runCli([uri, dest], { env });
     return { result, files: await hashTree(dest).catch(() => new Map<string, string>()), dest };
   }
 
-  const failsWith = (result: CliResult, pattern: RegExp): string => {
-    assert.equal(result.code, 1, result.stderr);
-    const errors = errorLines(result);
-    assert.equal(errors.length, 1, result.stderr);
-    assert.match(errors[0] ?? '', pattern);
-    return errors[0] ?? '';
-  };
 
   const IRIS = hashes({ 'model.bin': 'weights-v1', 'sub/config.json': '{"a":1}' });
 

@@ -12,8 +12,8 @@ import { startFauxqs } from '../servers/fauxqs.js';
 import { s3Client, uploadTree } from '../servers/s3-fixtures.js';
 import { startSts } from '../servers/sts.js';
 import { startSwift } from '../servers/swift.js';
-import { errorLines, runCli, type CliResult } from '../helpers/cli.js';
-import { hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
+import { failsWith, runCli } from '../helpers/cli.js';
+import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
 
 const MODEL: Tree = new Map([
   ['models/iris/model.bin', randomBytes(3 * 2 ** 20 + 5, 31)],
@@ -24,13 +24,6 @@ const MODEL: Tree = new Map([
   ['hostile/a/../../../escape.txt', Buffer.from('must not escape')],
 ]);
 const IRIS: Tree = new Map([...MODEL].filter(([k]) => k.startsWith('models/iris/')).map(([k, v]) => [k.slice('models/iris/'.length), v]));
-
-const failsWith = (result: CliResult, pattern: RegExp): void => {
-  assert.equal(result.code, 1, result.stderr);
-  const errors = errorLines(result);
-  assert.equal(errors.length, 1, result.stderr);
-  assert.match(errors[0] ?? '', pattern);
-};
 
 describe('S3 backend (fauxqs)', () => {
   let fauxqs: Awaited<ReturnType<typeof startFauxqs>>;
@@ -47,7 +40,7 @@ describe('S3 backend (fauxqs)', () => {
     await work[Symbol.asyncDispose]();
   });
 
-  const dest = (): string => path.join(work.dir, String(Math.random()).slice(2), 'models');
+  const dest = (): string => freshDest(work.dir);
   const env = (): Record<string, string> => ({ AWS_ENDPOINT_URL: fauxqs.endpoint, ...keys });
 
   it('downloads a prefix as a directory (never the iris2 sibling), keeping 0-byte files', async () => {
@@ -168,7 +161,7 @@ describe('S3 backend (Swift s3api, signatures checked)', () => {
     await work[Symbol.asyncDispose]();
   });
 
-  const dest = (): string => path.join(work.dir, String(Math.random()).slice(2), 'models');
+  const dest = (): string => freshDest(work.dir);
 
   it('downloads with the right secret', async () => {
     const out = dest();

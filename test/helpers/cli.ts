@@ -1,4 +1,5 @@
 /** Runs the bundled CLI as a user (or KServe) does, with exactly the environment a test gives it. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
@@ -40,4 +41,16 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
 /** The error lines of a run (what an operator reads in `kubectl logs`). */
 export function errorLines(result: CliResult): string[] {
   return result.stderr.split('\n').filter((line) => / ERROR /.test(line) || line.startsWith('{"time"') && line.includes('"level":"error"'));
+}
+
+/**
+ * Asserts a failed run as an operator sees it: exit code 1 and exactly one error line, matching
+ * `pattern` (a second error line would be noise in `kubectl logs`). Returns that line.
+ */
+export function failsWith(result: CliResult, pattern: RegExp): string {
+  assert.equal(result.code, 1, result.stderr);
+  const errors = errorLines(result);
+  assert.equal(errors.length, 1, result.stderr);
+  assert.match(errors[0] ?? '', pattern);
+  return errors[0] ?? '';
 }

@@ -53,6 +53,11 @@ export function randomBytes(size: number, seed = 1): Buffer {
   return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(size));
 }
 
+/** A not-yet-existing `<parent>/<random>/models` destination, so runs in one test dir never collide. */
+export function freshDest(parent: string): string {
+  return path.join(parent, String(Math.random()).slice(2), 'models');
+}
+
 let caseCounter = 0;
 /** A fresh case directory under root: DEST, plus an "outside" sibling that must stay empty. */
 export async function newCase(root: string): Promise<{ dir: string; dest: string; outside: string }> {

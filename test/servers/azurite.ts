@@ -1,7 +1,7 @@
 // Azurite (Microsoft's Azure Storage emulator) blob service as a child process, in memory, on a
 // free 127.0.0.1 port; plus fixture helpers that use the official SDK to create containers and
 // upload trees (with Content-MD5 set, so downloads are verified against it).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobServiceClient, StorageSharedKeyCredential, type PublicAccessType } from '@azure/storage-blob';
 import type { Tree } from '../helpers/tree.js';
+import { exited, killChild, killProcess, track } from './children.js';
 import { freePort } from './ports.js';
 
 /** The emulator's well-known development account (public, documented by Microsoft). */
@@ -46,19 +47,6 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (exited(child)) return;
-  const gone = new Promise<void>((done) => child.once('exit', () => { done(); }));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(timer);
-}
-
 export async function uploadTree(service: BlobServiceClient, container: string, tree: Tree): Promise<void> {
   const client = service.getContainerClient(container);
   const entries = [...tree];
@@ -82,8 +70,7 @@ async function startOnce(): Promise<AzuriteServer> {
   const append = (chunk: Buffer): void => { output = (output + chunk.toString('utf8')).slice(-20_000); };
   child.stdout.on('data', append);
   child.stderr.on('data', append);
-  const onExit = (): void => { child.kill('SIGKILL'); };
-  process.once('exit', onExit);
+  track(child, killProcess); // not detached: signal azurite alone
   try {
     const deadline = Date.now() + 20_000;
     while (!(await answers(port))) {
@@ -92,8 +79,7 @@ async function startOnce(): Promise<AzuriteServer> {
       await sleep(50);
     }
   } catch (err) {
-    await kill(child);
-    process.off('exit', onExit);
+    await killChild(child, killProcess);
     await rm(cwd, { recursive: true, force: true });
     throw err;
   }
@@ -111,8 +97,7 @@ async function startOnce(): Promise<AzuriteServer> {
     },
     stop() {
       stopping ??= (async () => {
-        await kill(child);
-        process.off('exit', onExit);
+        await killChild(child, killProcess);
         await rm(cwd, { recursive: true, force: true });
       })();
       return stopping;

@@ -27,8 +27,9 @@
 // - Virtual-hosted addressing is rewritten from the Host header unless it is an IP or a
 //   dot-less name, so 127.0.0.1 + forcePathStyle is the way to address it.
 // - Content-Type defaults to application/octet-stream; x-amz-meta-* is kept.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { exited, killChild, killGroup, track } from './children.js';
 
 export interface FauxqsServer {
   /** `http://127.0.0.1:PORT` (no trailing slash). */
@@ -66,55 +67,6 @@ process.stdin.on('error', shutdown);
 process.stdin.resume();
 `;
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) killGroup(c, 'SIGKILL');
-    });
-  }
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || exited(child)) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    child.kill(signal);
-  }
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    child.once('exit', onExit);
-  });
-}
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (exited(child)) return;
-  killGroup(child, 'SIGTERM');
-  if (await waitExit(child, 5000)) return;
-  killGroup(child, 'SIGKILL');
-  await waitExit(child, 5000);
-}
-
 /** Starts fauxqs on a free 127.0.0.1 port and resolves once it listens. */
 export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsServer> {
   // The package's only export, ".", is dist/app.js (the subpath itself is not exported).
@@ -127,7 +79,7 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsSe
     detached: true,
     env,
   });
-  track(child);
+  track(child, killGroup); // detached: its own process group
   let output = '';
   let port: number | undefined;
   child.stdout.on('data', (chunk: Buffer) => {
@@ -154,7 +106,7 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsSe
       await sleep(10);
     }
   } catch (err) {
-    await killChild(child);
+    await killChild(child, killGroup);
     throw err;
   }
 
@@ -165,7 +117,7 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsSe
     port: listenPort,
     pid: child.pid ?? -1,
     stop: () => {
-      stopping ??= killChild(child);
+      stopping ??= killChild(child, killGroup);
       return stopping;
     },
   };

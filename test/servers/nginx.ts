@@ -19,6 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { exited, killChild, killProcess, track } from './children.js';
 import { freePort } from './ports.js';
 import type { TlsFiles } from './tls.js';
 
@@ -63,20 +64,6 @@ export interface NginxServer {
   readAccessLog(): Promise<string>;
   /** SIGTERM (SIGKILL after 5 s), wait for exit, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
-}
-
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Last resort if a test forgets stop(): never leave an nginx behind when this process exits.
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
 }
 
 function nginxBinary(explicit: string | undefined): string {
@@ -219,29 +206,6 @@ function probe(url: string): Promise<boolean> {
   });
 }
 
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolvePromise) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolvePromise(false);
-    }, ms);
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolvePromise(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  if (await waitExit(child, 5000)) return;
-  child.kill('SIGKILL');
-  await waitExit(child, 5000);
-}
-
 /** Starts nginx on free 127.0.0.1 ports and resolves once every port answers. */
 export async function startNginx(options: NginxOptions): Promise<NginxServer> {
   let lastError: unknown;
@@ -295,7 +259,7 @@ async function startOnce(options: NginxOptions): Promise<NginxServer> {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = spawned;
-    track(spawned);
+    track(spawned, killProcess); // not detached: signal nginx alone
     spawned.stdout.on('data', append);
     spawned.stderr.on('data', append);
     let spawnError: Error | undefined;
@@ -314,7 +278,7 @@ async function startOnce(options: NginxOptions): Promise<NginxServer> {
           `nginx could not be started (${spawnError.message}); install the Debian package "nginx" or set NGINX_BIN`,
         );
       }
-      if (spawned.exitCode !== null || spawned.signalCode !== null) {
+      if (exited(spawned)) {
         const errorLog = await readFile(join(logDir, 'error.log'), 'utf8').catch(() => '');
         throw new Error(
           `nginx exited (${String(spawned.exitCode ?? spawned.signalCode)}) before answering:\n${output}\n${errorLog}`,
@@ -340,7 +304,7 @@ async function startOnce(options: NginxOptions): Promise<NginxServer> {
       readAccessLog: () => readFile(join(logDir, 'access.log'), 'utf8'),
       stop: () => {
         stopping ??= (async () => {
-          await killChild(spawned);
+          await killChild(spawned, killProcess);
           await rm(prefix, { recursive: true, force: true });
         })();
         return stopping;
@@ -348,7 +312,7 @@ async function startOnce(options: NginxOptions): Promise<NginxServer> {
     };
     return server;
   } catch (err) {
-    if (child) await killChild(child);
+    if (child) await killChild(child, killProcess);
     await rm(prefix, { recursive: true, force: true });
     throw err;
   }

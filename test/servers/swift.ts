@@ -52,6 +52,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { exited, killGroup, track, waitExit } from './children.js';
 import { freePort } from './ports.js';
 
 export const SWIFT_ACCESS_KEY_ID = 'test:tester';
@@ -239,47 +240,6 @@ name = Policy-0
 default = yes
 `;
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) killGroup(c, 'SIGKILL');
-    });
-  }
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || exited(child)) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    child.kill(signal);
-  }
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    child.once('exit', onExit);
-  });
-}
-
 // SIGKILL straight away: in single-process mode (workers = 0) the swift servers often ignore
 // SIGTERM for seconds, and nothing they hold needs flushing (the temp dir is deleted next).
 async function killAll(children: readonly ChildProcess[]): Promise<void> {
@@ -336,7 +296,7 @@ async function startOnce(options: SwiftOptions): Promise<SwiftServer> {
 
     const register = (name: string, child: ChildProcess): void => {
       children.push(child);
-      track(child);
+      track(child, killGroup); // every child is spawned detached (a group leader)
       outputs.set(name, '');
       const append = (chunk: Buffer): void => {
         let out = (outputs.get(name) ?? '') + chunk.toString('utf8');
