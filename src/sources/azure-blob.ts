@@ -5,13 +5,13 @@
  */
 import { Readable } from 'node:stream';
 import {
-  AnonymousCredential, ContainerClient, StorageSharedKeyCredential, type BlobItem, type ContainerClient as ContainerClientType,
+  AnonymousCredential, ContainerClient, newPipeline, StorageSharedKeyCredential, type BlobItem, type ContainerClient as ContainerClientType,
 } from '@azure/storage-blob';
 import { StorageError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import { redactUri } from '../uri/redact.js';
 import type { Location } from '../uri/location.js';
-import { azureAuth, azureError, joinUrl, resumableBody, SDK_OPTIONS, serviceEndpoint, withQuery, type AzureAuth } from './azure-common.js';
+import { azureAuth, azureError, joinUrl, resumableBody, SDK_OPTIONS, serviceEndpoint, withKServeTrust, withQuery, type AzureAuth } from './azure-common.js';
 import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
 
 type BlobLocation = Extract<Location, { scheme: 'azure-blob' }>;
@@ -55,16 +55,16 @@ export class AzureBlobSource implements ObjectSource {
     let container: ContainerClientType;
     switch (auth.kind) {
       case 'token':
-        container = new ContainerClient(url, auth.credential, SDK_OPTIONS);
+        container = new ContainerClient(url, withKServeTrust(newPipeline(auth.credential, SDK_OPTIONS), settings));
         break;
       case 'key':
-        container = new ContainerClient(url, new StorageSharedKeyCredential(auth.accountName, auth.accountKey), SDK_OPTIONS);
+        container = new ContainerClient(url, withKServeTrust(newPipeline(new StorageSharedKeyCredential(auth.accountName, auth.accountKey), SDK_OPTIONS), settings));
         break;
       case 'sas':
-        container = new ContainerClient(withQuery(url, auth.sas), new AnonymousCredential(), SDK_OPTIONS);
+        container = new ContainerClient(withQuery(url, auth.sas), withKServeTrust(newPipeline(new AnonymousCredential(), SDK_OPTIONS), settings));
         break;
       case 'anonymous':
-        container = new ContainerClient(url, new AnonymousCredential(), SDK_OPTIONS);
+        container = new ContainerClient(url, withKServeTrust(newPipeline(new AnonymousCredential(), SDK_OPTIONS), settings));
         break;
     }
     return new AzureBlobSource(location, container, auth);

@@ -7,6 +7,10 @@ import type { TokenCredential } from '@azure/identity';
 import { errorCode, isRetryable, network, StorageError } from '../errors.js';
 import { statusError } from '../net/http-status.js';
 import type { AzureSettings } from '../settings/azure.js';
+import type { RequestPolicyFactory } from '@azure/storage-blob';
+import { Agent as HttpsAgent } from 'node:https';
+import { loadCaCertificates } from '../net/tls.js';
+import type { Settings } from '../settings/settings.js';
 
 export type AzureAuth =
   | { kind: 'token'; credential: TokenCredential; describe: string }
@@ -77,6 +81,25 @@ export const SDK_OPTIONS = {
   retryOptions: { maxTries: 1 },
   userAgentOptions: { userAgentPrefix: 'kserve-storage-initializer' },
 } as const;
+
+/**
+ * KServe's CA bundle for the Azure SDKs, which take no TLS options: one more request policy in
+ * the client's pipeline hands every request an agent that trusts it.
+ */
+export function withKServeTrust<P extends { factories: RequestPolicyFactory[] }>(pipeline: P, settings: Settings): P {
+  const ca = loadCaCertificates(settings.net.caFiles);
+  if (ca === undefined) return pipeline;
+  const agent = new HttpsAgent({ keepAlive: true, ca });
+  pipeline.factories.push({
+    create: (next) => ({
+      sendRequest: (request) => {
+        request.agent ??= agent;
+        return next.sendRequest(request);
+      },
+    }),
+  });
+  return pipeline;
+}
 
 function statusOf(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number') return err.statusCode;

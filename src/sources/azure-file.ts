@@ -6,13 +6,13 @@
  */
 import { Readable } from 'node:stream';
 import {
-  AnonymousCredential, ShareClient, StorageSharedKeyCredential, type ShareClient as ShareClientType, type ShareDirectoryClient,
+  AnonymousCredential, newPipeline, ShareClient, StorageSharedKeyCredential, type ShareClient as ShareClientType, type ShareDirectoryClient,
 } from '@azure/storage-file-share';
 import { StorageError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import { redactUri } from '../uri/redact.js';
 import type { Location } from '../uri/location.js';
-import { azureAuth, azureError, joinUrl, resumableBody, SDK_OPTIONS, serviceEndpoint, withQuery, type AzureAuth } from './azure-common.js';
+import { azureAuth, azureError, joinUrl, resumableBody, SDK_OPTIONS, serviceEndpoint, withKServeTrust, withQuery, type AzureAuth } from './azure-common.js';
 import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
 
 type FileLocation = Extract<Location, { scheme: 'azure-file' }>;
@@ -50,17 +50,17 @@ export class AzureFileSource implements ObjectSource {
     switch (auth.kind) {
       case 'token':
         // Azure Files accepts OAuth for data reads only with the backup intent (RBAC data roles).
-        share = new ShareClient(url, auth.credential, { ...SDK_OPTIONS, fileRequestIntent: 'backup' });
+        share = new ShareClient(url, withKServeTrust(newPipeline(auth.credential, SDK_OPTIONS), settings), { fileRequestIntent: 'backup' });
         break;
       case 'key':
-        share = new ShareClient(url, new StorageSharedKeyCredential(auth.accountName, auth.accountKey), SDK_OPTIONS);
+        share = new ShareClient(url, withKServeTrust(newPipeline(new StorageSharedKeyCredential(auth.accountName, auth.accountKey), SDK_OPTIONS), settings));
         break;
       case 'sas':
-        share = new ShareClient(withQuery(url, auth.sas), new AnonymousCredential(), SDK_OPTIONS);
+        share = new ShareClient(withQuery(url, auth.sas), withKServeTrust(newPipeline(new AnonymousCredential(), SDK_OPTIONS), settings));
         break;
       case 'anonymous':
         // Shares have no public access; the service answers with an authentication error we explain.
-        share = new ShareClient(url, new AnonymousCredential(), SDK_OPTIONS);
+        share = new ShareClient(url, withKServeTrust(newPipeline(new AnonymousCredential(), SDK_OPTIONS), settings));
         break;
     }
     return new AzureFileSource(location, share, auth);

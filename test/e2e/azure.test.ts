@@ -4,6 +4,8 @@
  * reach without Entra ID: account key, SAS in the URI, connection string, anonymous.
  */
 import assert from 'node:assert/strict';
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { generateFileSASQueryParameters, ShareSASPermissions, StorageSharedKeyCredential as FileKey } from '@azure/storage-file-share';
@@ -11,6 +13,7 @@ import { failsWith, runCli, type CliResult } from '../helpers/cli.js';
 import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, WRONG_KEY, type AzuriteServer } from '../servers/azurite.js';
 import { FILE_ACCOUNT, FILE_KEY, startAzureFileDouble, type AzureFileDouble } from '../servers/azure-file-double.js';
+import { generateCa } from '../servers/tls.js';
 
 const MODEL: Tree = new Map([
   ['model/weights.bin', randomBytes(300_000, 21)],
@@ -101,6 +104,23 @@ describe('azure (CLI against Azurite and the File double)', () => {
   it('Blob: a private container without credentials is a clear error', async () => {
     const { result } = await download(BLOB('private'), blobEnv);
     failsWith(result, /Azure Blob .*credentials/);
+  });
+
+  it("File: trusts KServe's CA bundle for an HTTPS endpoint with a private CA", async () => {
+    const tls = await generateCa(path.join(work.dir, 'tls'));
+    const caMount = path.join(work.dir, 'ca-mount');
+    await mkdir(caMount, { recursive: true });
+    await copyFile(tls.caCertFile, path.join(caMount, 'cabundle.crt'));
+    const secure = await startAzureFileDouble({ tls });
+    try {
+      secure.addShare('models', MODEL);
+      const env = { AZURE_STORAGE_FILE_ENDPOINT: secure.endpoint, AZURE_STORAGE_ACCESS_KEY: FILE_KEY };
+      succeeds(await download(FILE(), { ...env, CA_BUNDLE_CONFIGMAP_NAME: 'cabundle', CA_BUNDLE_VOLUME_MOUNT_POINT: caMount }));
+      const { result } = await download(FILE(), env);
+      assert.equal(result.code, 1, 'an unknown CA is refused without the bundle');
+    } finally {
+      await secure.stop();
+    }
   });
 
   it('File: downloads a share directory with the account key (keys relative to the URI path)', async () => {

@@ -17,7 +17,9 @@
 //   - Nothing: 401 NoAuthenticationInformation (shares have no anonymous access).
 // Errors are XML <Error><Code/><Message/></Error> with the x-ms-error-code header.
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Tree } from '../helpers/tree.js';
 
 export const FILE_ACCOUNT = 'devstoreaccount1';
@@ -211,20 +213,26 @@ function handle(shares: Map<string, Share>, cap: number, faults: Faults, req: In
   serveFile(req, res, file, faults);
 }
 
-/** `maxResults` lowers the service's page cap (5000) so a test can exercise pagination with fewer entries. */
-export async function startAzureFileDouble(options: { maxResults?: number } = {}): Promise<AzureFileDouble> {
+/**
+ * `maxResults` lowers the service's page cap (5000) so a test can exercise pagination with fewer
+ * entries; `tls` serves HTTPS with that certificate (for custom-CA tests).
+ */
+export async function startAzureFileDouble(options: { maxResults?: number; tls?: { certFile: string; keyFile: string } } = {}): Promise<AzureFileDouble> {
   const cap = Math.min(5000, options.maxResults ?? 5000);
   const shares = new Map<string, Share>();
   const requests: string[] = [];
   const faults: Faults = { cutAfter: undefined };
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     res.on('finish', () => { requests.push(`${req.method ?? ''} ${req.url ?? ''} ${res.statusCode}`); });
     try {
       handle(shares, cap, faults, req, res);
     } catch (err) {
       fail(res, 500, 'InternalError', err instanceof Error ? err.message : String(err));
     }
-  });
+  };
+  const tls = options.tls;
+  const server: Server = tls === undefined ? createServer(onRequest)
+    : createTlsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => { resolve(); });
@@ -233,7 +241,7 @@ export async function startAzureFileDouble(options: { maxResults?: number } = {}
   if (address === null || typeof address === 'string') throw new Error('azure file double: no TCP address');
   let modified = 0;
   return {
-    endpoint: `http://127.0.0.1:${address.port}/${FILE_ACCOUNT}`,
+    endpoint: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${address.port}/${FILE_ACCOUNT}`,
     requests,
     addShare(name, tree, options = {}) {
       const share: Share = { files: new Map(), dirs: new Set() };
