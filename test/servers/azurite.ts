@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobServiceClient, StorageSharedKeyCredential, type PublicAccessType } from '@azure/storage-blob';
 import type { Tree } from '../helpers/tree.js';
 import { exited, killChild, killProcess, track } from './children.js';
-import { freePort } from './ports.js';
+import { freePort, retryOnPortClash } from './ports.js';
 
 /** The emulator's well-known development account (public, documented by Microsoft). */
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
@@ -106,15 +106,6 @@ async function startOnce(): Promise<AzuriteServer> {
 }
 
 /** Starts Azurite's blob service; retries with a new port if another process took the first. */
-export async function startAzurite(): Promise<AzuriteServer> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce();
-    } catch (err) {
-      last = err;
-      if (!(err instanceof Error && /EADDRINUSE/.test(err.message))) throw err;
-    }
-  }
-  throw last;
+export function startAzurite(): Promise<AzuriteServer> {
+  return retryOnPortClash(startOnce, /EADDRINUSE/);
 }

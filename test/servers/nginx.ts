@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exited, killChild, killProcess, track } from './children.js';
-import { freePort } from './ports.js';
+import { freePort, retryOnPortClash } from './ports.js';
 import type { TlsFiles } from './tls.js';
 
 export const NGINX_BASIC_USER = 'model';
@@ -207,18 +207,8 @@ function probe(url: string): Promise<boolean> {
 }
 
 /** Starts nginx on free 127.0.0.1 ports and resolves once every port answers. */
-export async function startNginx(options: NginxOptions): Promise<NginxServer> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce(options);
-    } catch (err) {
-      lastError = err;
-      // Another process took a port between freePort() and nginx's bind: try new ports.
-      if (!(err instanceof Error && err.message.includes('Address already in use'))) throw err;
-    }
-  }
-  throw lastError;
+export function startNginx(options: NginxOptions): Promise<NginxServer> {
+  return retryOnPortClash(() => startOnce(options), /Address already in use/);
 }
 
 async function startOnce(options: NginxOptions): Promise<NginxServer> {

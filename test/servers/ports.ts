@@ -26,3 +26,20 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Starts a server on fresh free ports up to three times: another process may take a port between
+ * freePort() and the server's bind. `clash` recognises that failure in the server's own words.
+ */
+export async function retryOnPortClash<T>(start: () => Promise<T>, clash: RegExp): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      lastError = err;
+      if (!(err instanceof Error && clash.test(err.message))) throw err;
+    }
+  }
+  throw lastError;
+}

@@ -53,7 +53,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { exited, killGroup, track, waitExit } from './children.js';
-import { freePort } from './ports.js';
+import { freePort, retryOnPortClash } from './ports.js';
 
 export const SWIFT_ACCESS_KEY_ID = 'test:tester';
 export const SWIFT_SECRET_ACCESS_KEY = 'testing';
@@ -249,18 +249,8 @@ async function killAll(children: readonly ChildProcess[]): Promise<void> {
 }
 
 /** Starts Swift (4 servers + memcached) on free 127.0.0.1 ports; resolves once S3 answers. */
-export async function startSwift(options: SwiftOptions = {}): Promise<SwiftServer> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce(options);
-    } catch (err) {
-      lastError = err;
-      // A port taken between freePort() and the bind: try again with new ports.
-      if (!(err instanceof Error && /Address already in use|EADDRINUSE|failed to listen/i.test(err.message))) throw err;
-    }
-  }
-  throw lastError;
+export function startSwift(options: SwiftOptions = {}): Promise<SwiftServer> {
+  return retryOnPortClash(() => startOnce(options), /Address already in use|EADDRINUSE|failed to listen/i);
 }
 
 async function startOnce(options: SwiftOptions): Promise<SwiftServer> {
