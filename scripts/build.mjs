@@ -15,5 +15,8 @@ await build({
   // Some SDKs call createRequire(import.meta.url); in a CJS bundle that is __filename.
   define: { 'import.meta.url': '__import_meta_url' },
   inject: ['scripts/import-meta-url.cjs'],
+  // import() of a builtin becomes require(): a single executable built with a code cache has no
+  // dynamic-import callback (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING).
+  supported: { 'dynamic-import': false },
   logLevel: 'warning',
 });
