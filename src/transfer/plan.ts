@@ -4,7 +4,9 @@
  */
 import { invalidInput, notFound } from '../errors.js';
 import type { ObjectSource, RemoteObject } from '../sources/types.js';
+import { PART_SUFFIX } from './file-job.js';
 import { createPathFilter } from './fnmatch.js';
+import { journalPath } from './resume-journal.js';
 import { resolveInside, toSafeSegments } from './safe-path.js';
 
 export interface PlannedFile {
@@ -44,6 +46,10 @@ export function relativeKey(prefix: string, key: string): string | undefined {
   return key.startsWith(dir) ? key.slice(dir.length) : undefined;
 }
 
+/** The engine writes `<file>.part` and `<file>.part.json` beside each file while it downloads. */
+const TEMP_SUFFIXES = [PART_SUFFIX, journalPath(PART_SUFFIX)];
+const MAX_NAME_BYTES = 255 - PART_SUFFIX.length;
+
 export function planDownloads(source: Pick<ObjectSource, 'prefix' | 'displayUri' | 'name'>, objects: readonly RemoteObject[], options: PlanOptions): Plan {
   const exact = source.prefix === '' ? undefined : objects.find((o) => o.key === source.prefix && !o.key.endsWith('/'));
   const selected: { object: RemoteObject; relativePath: string }[] = [];
@@ -70,6 +76,10 @@ export function planDownloads(source: Pick<ObjectSource, 'prefix' | 'displayUri'
   for (const { object, relativePath } of selected) {
     const segments = toSafeSegments(relativePath, 'object key');
     const normalized = segments.join('/');
+    // The name must leave room for the temporary suffix, or the write fails midway with ENAMETOOLONG.
+    if (Buffer.byteLength(segments[segments.length - 1] ?? '') > MAX_NAME_BYTES) {
+      throw invalidInput(`refusing object key ${JSON.stringify(object.key.slice(0, 200))}: its file name is longer than ${MAX_NAME_BYTES} bytes (255 less the "${PART_SUFFIX}" suffix of a download in progress)`);
+    }
     if (filePaths.has(normalized)) throw invalidInput(`refusing object key ${JSON.stringify(object.key)}: another key maps to the same file ${normalized}`);
     filePaths.add(normalized);
     for (let i = 1; i < segments.length; i++) dirPaths.add(segments.slice(0, i).join('/'));
@@ -78,6 +88,9 @@ export function planDownloads(source: Pick<ObjectSource, 'prefix' | 'displayUri'
   }
   for (const path of filePaths) {
     if (dirPaths.has(path)) throw invalidInput(`refusing object key for ${path}: it is both a file and a directory in the listing`);
+    // `x.part` beside `x` would be overwritten by, or published over, the download of `x`.
+    const suffix = TEMP_SUFFIXES.find((s) => path.endsWith(s) && filePaths.has(path.slice(0, -s.length)));
+    if (suffix !== undefined) throw invalidInput(`refusing object key for ${path}: it is the name of the temporary file of ${path.slice(0, -suffix.length)}, which is also in the listing`);
   }
   return { files, singleObject: exact !== undefined, totalBytes };
 }
