@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError, localIO } from './errors.js';
+import { decryptModelFiles } from './finish/confidential.js';
 import { unpackIfArchive } from './finish/unpack.js';
 import type { Logger } from './log.js';
 import type { Settings } from './settings/settings.js';
@@ -66,6 +67,7 @@ export async function initialize(pairs: readonly Pair[], settings: Settings, log
   const total: RunSummary = { files: 0, bytes: 0, fetchedBytes: 0, seconds: 0 };
   for (const pair of pairs) {
     const summary = await copyOne(pair, ctx);
+    if (settings.confidential.enabled) await decryptModelFiles(pair.dest, settings, log, signal);
     log.info(`Successfully copied ${redactUri(pair.uri)} to ${pair.dest}`);
     total.files += summary.files;
     total.bytes += summary.bytes;

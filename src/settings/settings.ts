@@ -11,6 +11,7 @@ import { loadHdfsSettings, type HdfsSettings } from './hdfs.js';
 import { loadGitSettings, type GitSettings } from './git.js';
 import { loadHubSettings, type HubSettings } from './hubs.js';
 import { loadOciSettings, type OciSettings } from './oci.js';
+import { loadConfidentialSettings, type ConfidentialSettings } from './confidential.js';
 import {
   parseBoolean, parseBytes, parseChoice, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
 } from './values.js';
@@ -87,6 +88,8 @@ export interface Settings {
   azure: AzureSettings;
   hubs: HubSettings;
   oci: OciSettings;
+  /** Decrypting JWE model files after download (Confidential Containers). */
+  confidential: ConfidentialSettings;
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
@@ -215,6 +218,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     azure: loadAzureSettings(env),
     hubs: loadHubSettings(env),
     oci,
+    confidential: loadConfidentialSettings(env),
     storageConfig,
     secrets: [...collectSecrets(env, storageConfig, headersByHost), ...hdfs.secrets, ...oci.secrets],
   };

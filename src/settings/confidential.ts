@@ -1,0 +1,89 @@
+/**
+ * Confidential models (KServe on Confidential Containers): model files arrive as JWE and are
+ * decrypted after download with a key the pod's Confidential Data Hub (CDH) releases after
+ * attestation.
+ *
+ *   CONFIDENTIAL_ENABLED          true/false (default false)
+ *   CONFIDENTIAL_RESOURCE_ID      kbs:///<repo>/<type>/<tag>, the key's KBS resource (needed when enabled)
+ *   CDH_ADDR                      the CDH's HTTP API; default http://127.0.0.1:8006
+ *   STORAGE_INITIALIZER_JWE_MAX_BYTES   ours: the largest JWE file decrypted (default 96MiB; see
+ *                                 finish/confidential.ts for why decryption needs about 8x a file's size in memory)
+ *
+ * Only validated when enabled: a run that does not decrypt never fails on these.
+ */
+import { invalidInput } from '../errors.js';
+import { parseBoolean, parseBytes } from './values.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export const CDH_DEFAULT_ADDR = 'http://127.0.0.1:8006';
+export const JWE_DEFAULT_MAX_BYTES = 96 * 2 ** 20;
+
+export interface KbsResource {
+  /** As given, for messages (it names a key, it is not one). */
+  id: string;
+  repo: string;
+  type: string;
+  tag: string;
+}
+
+export interface ConfidentialSettings {
+  enabled: boolean;
+  /** Set when enabled. */
+  resource: KbsResource | undefined;
+  /** Origin plus optional base path, no trailing slash. */
+  cdhAddr: string;
+  /** JWE files larger than this are refused rather than decrypted in memory. */
+  maxFileBytes: number;
+}
+
+const RESOURCE_FORM = 'kbs:///<repo>/<type>/<tag>';
+
+export function parseKbsResourceId(value: string): KbsResource {
+  const id = value.trim();
+  const shown = JSON.stringify(id.length > 120 ? `${id.slice(0, 120)}...` : id);
+  const bad = (why: string): Error => invalidInput(`invalid CONFIDENTIAL_RESOURCE_ID=${shown}: ${why}; expected ${RESOURCE_FORM}`);
+  if (!id.startsWith('kbs:///')) {
+    throw bad(id.startsWith('kbs://') ? 'the KBS host part must be empty (the CDH knows its KBS)' : 'it must start with kbs:///');
+  }
+  const segments = id.slice('kbs:///'.length).split('/');
+  if (segments.length !== 3 || segments.some((s) => s === '')) throw bad('it needs exactly three non-empty path segments');
+  if (segments.some((s) => s === '.' || s === '..')) throw bad('"." and ".." are not resource names');
+  const unsafe = (s: string): boolean => /[\s?#%\\]|\p{Cc}/u.test(s);
+  if (segments.some(unsafe)) throw bad('a segment contains a space, control character, ?, #, % or backslash');
+  const [repo = '', type = '', tag = ''] = segments;
+  return { id, repo, type, tag };
+}
+
+function parseCdhAddr(value: string | undefined): string {
+  const text = value === undefined || value.trim() === '' ? CDH_DEFAULT_ADDR : value.trim();
+  const shown = JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}...` : text);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalidInput(`invalid CDH_ADDR=${shown}: expected an http(s) URL such as ${CDH_DEFAULT_ADDR}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw invalidInput(`invalid CDH_ADDR=${shown}: expected an http(s) URL such as ${CDH_DEFAULT_ADDR}, not ${url.protocol}`);
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw invalidInput('invalid CDH_ADDR: it must not carry credentials, a query or a fragment');
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export function loadConfidentialSettings(env: Env): ConfidentialSettings {
+  const enabled = parseBoolean('CONFIDENTIAL_ENABLED', env.CONFIDENTIAL_ENABLED, false);
+  if (!enabled) return { enabled, resource: undefined, cdhAddr: CDH_DEFAULT_ADDR, maxFileBytes: JWE_DEFAULT_MAX_BYTES };
+  const id = env.CONFIDENTIAL_RESOURCE_ID;
+  if (id === undefined || id.trim() === '') {
+    throw invalidInput(`CONFIDENTIAL_ENABLED=true needs CONFIDENTIAL_RESOURCE_ID=${RESOURCE_FORM}, the KBS resource of the model key`);
+  }
+  return {
+    enabled,
+    resource: parseKbsResourceId(id),
+    cdhAddr: parseCdhAddr(env.CDH_ADDR),
+    maxFileBytes: parseBytes('STORAGE_INITIALIZER_JWE_MAX_BYTES', env.STORAGE_INITIALIZER_JWE_MAX_BYTES, JWE_DEFAULT_MAX_BYTES, 1),
+  };
+}
