@@ -26,6 +26,8 @@ export class TarSink extends Writable {
   /** The callback of _final waiting for the parser's 'end' and the last entry. */
   private finalWaiting: ((err?: Error | null) => void) | undefined;
   private sawFirstChunk = false;
+  /** Bytes of tar data received: a tar is whole 512-byte blocks, and node-tar drops a partial last one silently. */
+  private received = 0;
   /** The entry whose data is being written, to cut short on failure. */
   private current: ReadEntry | undefined;
   /** Aborts the entry write in progress when the sink fails or is destroyed. */
@@ -71,6 +73,7 @@ export class TarSink extends Writable {
         return;
       }
     }
+    this.received += chunk.length;
     let ready: boolean;
     try {
       ready = this.parser.write(chunk);
@@ -88,6 +91,10 @@ export class TarSink extends Writable {
   override _final(callback: (err?: Error | null) => void): void {
     if (this.failure !== undefined) {
       callback(this.failure);
+      return;
+    }
+    if (this.received % 512 !== 0) {
+      callback(new ArchiveFormatError(`the tar data ends inside a 512-byte block after ${this.received} bytes: the archive is truncated`));
       return;
     }
     // The parser's 'end' comes after every entry it emitted has ended; then the last entry's
