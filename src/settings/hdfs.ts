@@ -14,7 +14,8 @@
  *   TLS_SKIP_VERIFY     true/false
  *   HEADERS             JSON object of extra request headers for the namenode (a gateway token)
  *   N_THREADS           upstream's download threads; kept for information (the engine's --concurrency decides)
- *   KERBEROS_KEYTAB, KERBEROS_PRINCIPAL   Kerberos; recorded so the source can refuse it clearly
+ *   KERBEROS_PRINCIPAL  the Kerberos principal to authenticate as (SPNEGO), with
+ *   KERBEROS_KEYTAB     its keytab (binary; base64 in STORAGE_CONFIG); both or neither
  *
  * Secret values (TLS key, headers, keytab) go to `secrets`, which loadSettings merges into the
  * values the logger masks; no message here ever echoes them.
@@ -54,10 +55,18 @@ export interface HdfsSettings {
   defaultScheme: 'http' | 'https';
   headers: Readonly<Record<string, string>>;
   nThreads: number;
-  /** Set when Kerberos was asked for (keytab or principal); names the key(s) that asked. */
-  kerberos: string | undefined;
+  /** Set when KERBEROS_PRINCIPAL and KERBEROS_KEYTAB are. */
+  kerberos: HdfsKerberos | undefined;
   /** Values that must never be printed. */
   secrets: string[];
+}
+
+export interface HdfsKerberos {
+  principal: string;
+  /** The keytab file's bytes (a secret). */
+  keytab: Buffer;
+  /** Where they came from, for messages: `HDFS_SECRET_DIR /path` or `STORAGE_CONFIG`. */
+  where: string;
 }
 
 function readSecretDir(dir: string): Map<Key, Buffer> | undefined {
@@ -189,7 +198,14 @@ export function loadHdfsSettings(env: Env, storageConfig: StorageConfig): HdfsSe
   const userProxy = text('USER_PROXY');
   if (userProxy !== undefined && /[\s/:]/.test(userProxy)) throw invalidInput(`invalid ${name('USER_PROXY')}=${JSON.stringify(userProxy)}: expected a user name`);
 
-  const kerberosKeys = (['KERBEROS_KEYTAB', 'KERBEROS_PRINCIPAL'] as const).filter((k) => (raw(k)?.length ?? 0) > 0);
+  const principal = text('KERBEROS_PRINCIPAL');
+  if (principal !== undefined && !/^[^\s@/]+(?:\/[^\s@/]+)*(?:@[^\s@/]+)?$/.test(principal)) {
+    throw invalidInput(`invalid ${name('KERBEROS_PRINCIPAL')}=${JSON.stringify(principal)}: expected a Kerberos principal such as kserve@EXAMPLE.COM or kserve/host@EXAMPLE.COM`);
+  }
+  const hasKeytab = keytab !== undefined && keytab.length > 0;
+  if ((principal === undefined) !== !hasKeytab) {
+    throw invalidInput(`invalid ${sourceName}: KERBEROS_PRINCIPAL and KERBEROS_KEYTAB go together (${principal === undefined ? 'a keytab needs the principal to authenticate as' : 'the principal needs its keytab'})`);
+  }
 
   return {
     origin: values === undefined ? undefined : sourceName,
@@ -203,7 +219,7 @@ export function loadHdfsSettings(env: Env, storageConfig: StorageConfig): HdfsSe
     defaultScheme,
     headers,
     nThreads: parseInteger(name('N_THREADS'), text('N_THREADS'), 2, 1, 1024),
-    kerberos: kerberosKeys.length === 0 ? undefined : `${kerberosKeys.join(' and ')} ${kerberosKeys.length > 1 ? 'are' : 'is'} set in ${sourceName}`,
+    kerberos: principal === undefined || keytab === undefined || keytab.length === 0 ? undefined : { principal, keytab, where: sourceName },
     secrets,
   };
 }

@@ -52,12 +52,16 @@ export interface FailureContext {
   path: string;
   /** The user the request ran as, for advice. */
   user: string | undefined;
+  /** The Kerberos principal the request authenticated as (SPNEGO), if any. */
+  principal?: string | undefined;
   rootPath: string;
 }
 
 export function webHdfsError(status: number, remote: RemoteException | undefined, response: Pick<HttpResponse, 'headers'>, ctx: FailureContext): StorageError {
   const said = remote === undefined ? '' : ` (${remote.exception}${remote.message === '' ? '' : `: ${remote.message.replace(/\.+$/, '')}`})`;
-  const who = ctx.user === undefined ? 'no USER_PROXY is set, so the request is anonymous' : `the request runs as user ${ctx.user} (USER_PROXY)`;
+  const who = ctx.principal !== undefined
+    ? `the request authenticates as Kerberos principal ${ctx.principal}${ctx.user === undefined ? '' : ` and acts as user ${ctx.user} (USER_PROXY, sent as doas)`}`
+    : ctx.user === undefined ? 'no USER_PROXY is set, so the request is anonymous' : `the request runs as user ${ctx.user} (USER_PROXY)`;
   const name = remote?.exception ?? '';
   if (name === 'FileNotFoundException' || (remote === undefined && status === 404)) {
     return new StorageError('NotFound', `WebHDFS resource not found at ${ctx.displayUri}: HDFS path ${ctx.path} does not exist${said}. Check the path in the storage URI and HDFS_ROOTPATH (${ctx.rootPath}).`);
@@ -65,11 +69,15 @@ export function webHdfsError(status: number, remote: RemoteException | undefined
   if (name === 'AccessControlException' || name === 'AuthorizationException') {
     return new StorageError('Forbidden', `WebHDFS access denied for ${ctx.displayUri}${said}. Check that ${who} may read ${ctx.path}.`);
   }
-  if (name === 'SecurityException' || name === 'AuthenticationException' || status === 401) {
-    const negotiate = /negotiate/i.test(headerValue(response.headers, 'www-authenticate') ?? '');
-    const advice = negotiate
-      ? 'The namenode asks for Kerberos (SPNEGO), which is not available in this image; use a gateway that accepts HEADERS, or simple authentication.'
-      : `Verify USER_PROXY and HEADERS in the HDFS secret; ${who}.`;
+  const negotiate = /negotiate/i.test(headerValue(response.headers, 'www-authenticate') ?? '');
+  // Hadoop's authentication filter answers a token it cannot accept with 403 and a plain error page.
+  const rejectedTicket = ctx.principal !== undefined && negotiate && remote === undefined && (status === 401 || status === 403);
+  if (name === 'SecurityException' || name === 'AuthenticationException' || status === 401 || rejectedTicket) {
+    const advice = rejectedTicket
+      ? `The namenode rejected the Kerberos (SPNEGO) token of ${ctx.principal ?? ''}: check that its HTTP/host principal's keytab is current and that the namenode host is named as in that principal.`
+      : negotiate && ctx.principal === undefined
+        ? 'The namenode asks for Kerberos (SPNEGO): set KERBEROS_PRINCIPAL and KERBEROS_KEYTAB in the HDFS secret.'
+        : `Verify ${ctx.principal === undefined ? '' : 'KERBEROS_PRINCIPAL, '}USER_PROXY and HEADERS in the HDFS secret; ${who}.`;
     return new StorageError('AuthFailed', `WebHDFS authentication failed for ${ctx.displayUri}${said}. ${advice}`);
   }
   if (name === 'StandbyException' || name === 'RetriableException' || name === 'SafeModeException') {

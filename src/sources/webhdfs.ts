@@ -13,13 +13,15 @@
  *   that user). Upstream's Python client sends it as `doas` on top of Kerberos; without Kerberos a
  *   `doas` would need the anonymous web user to be a configured proxy user, so `user.name` is what
  *   makes USER_PROXY work on a simple-auth cluster.
- * - Kerberos (SPNEGO) is not implemented: it needs the native `kerberos` module and libkrb5.
+ * - Kerberos: with KERBEROS_PRINCIPAL + KERBEROS_KEYTAB every namenode request carries a fresh
+ *   SPNEGO token (webhdfs-kerberos.ts); the principal is the user, so no `user.name` is sent, and
+ *   USER_PROXY goes as `doas`, as upstream. Datanodes get the namenode's delegation token instead.
  * - Checksums: GETFILECHECKSUM is an MD5-of-MD5-of-CRC32C composite that depends on the block and
  *   chunk sizes, not a digest of the bytes we can recompute; files are verified by size only.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { describeError, integrity, invalidInput, notFound, StorageError, unsupported } from '../errors.js';
+import { describeError, integrity, invalidInput, notFound, StorageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { createDispatcher, discardBody, headerValue, httpRequest, type HttpResponse } from '../net/http-client.js';
 import type { HdfsSettings } from '../settings/hdfs.js';
@@ -27,6 +29,7 @@ import type { Settings } from '../settings/settings.js';
 import type { Location } from '../uri/location.js';
 import type { ByteRange, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
 import { isStandby, isUnsupportedOp, readRemoteException, webHdfsError, type RemoteException } from './webhdfs-errors.js';
+import { openSpnego, type Spnego } from './webhdfs-kerberos.js';
 
 type HdfsLocation = Extract<Location, { scheme: 'hdfs' }>;
 
@@ -66,15 +69,14 @@ export class WebHdfsSource implements ObjectSource {
   private readonly log: Logger;
   private active = 0;
   private batchSupported = true;
+  /** Opened on the first namenode request, so that the native module loads only when needed. */
+  private spnego: Spnego | undefined;
 
   constructor(location: HdfsLocation, settings: Settings, log: Logger = silentLogger) {
     const hdfs = settings.hdfs;
     const host = location.host;
     const shownPath = location.path.startsWith('/') || host === undefined ? location.path : `/${location.path}`;
     this.displayUri = `${location.protocol}://${host ?? ''}${shownPath.replace(/\/+$/, '')}`;
-    if (hdfs.kerberos !== undefined) {
-      throw unsupported(`WebHDFS with Kerberos is not available for ${this.displayUri}: ${hdfs.kerberos}, but SPNEGO authentication needs the optional "kerberos" Node module and the GSSAPI libraries (libkrb5), which are not installed. Remove KERBEROS_KEYTAB and KERBEROS_PRINCIPAL to use simple authentication (USER_PROXY), or reach HDFS through a gateway that accepts HEADERS.`);
-    }
     this.namenodes = host !== undefined ? [`${hdfs.defaultScheme}://${host}`] : hdfs.namenodes;
     if (this.namenodes.length === 0) {
       const where = hdfs.origin ?? `HDFS_SECRET_DIR (none found)`;
@@ -97,7 +99,7 @@ export class WebHdfsSource implements ObjectSource {
     const url = new URL(`${base}/webhdfs/v1${encodePath(hdfsPath)}`);
     url.searchParams.set('op', op);
     for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
-    if (this.settings.userProxy !== undefined) url.searchParams.set('user.name', this.settings.userProxy);
+    if (this.settings.userProxy !== undefined) url.searchParams.set(this.settings.kerberos === undefined ? 'user.name' : 'doas', this.settings.userProxy);
     return url;
   }
 
@@ -112,9 +114,14 @@ export class WebHdfsSource implements ObjectSource {
       const index = (this.active + i) % this.namenodes.length;
       const base = this.namenodes[index] ?? '';
       const url = this.url(base, op, hdfsPath, params);
+      // Kerberos failures (keytab, KDC) are not the namenode's: they end the operation, no failover.
+      const kerberos = this.settings.kerberos;
+      const exchange = kerberos === undefined ? undefined : await (this.spnego ??= openSpnego(kerberos)).begin(url);
+      // The token goes to the namenode only (originHeaders): a datanode takes the redirect's delegation token.
+      const originHeaders = exchange === undefined ? { ...this.settings.headers } : { ...this.settings.headers, authorization: exchange.authorization };
       let response: HttpResponse;
       try {
-        response = await httpRequest(this.dispatcher, url, { originHeaders: { ...this.settings.headers }, signal }, this.name, this.displayUri);
+        response = await httpRequest(this.dispatcher, url, { originHeaders, signal }, this.name, this.displayUri);
       } catch (err) {
         if (signal.aborted || !(err instanceof StorageError) || err.kind !== 'Network' || this.namenodes.length === 1) throw err;
         this.log.debug(`WebHDFS: namenode ${base} failed (${describeError(err)}); trying the next one`);
@@ -122,6 +129,9 @@ export class WebHdfsSource implements ObjectSource {
         continue;
       }
       if (response.statusCode >= 200 && response.statusCode < 300) {
+        if (exchange !== undefined && response.url.origin === url.origin) {
+          await exchange.verify(response.headers).catch((err: unknown) => { discardBody(response.body); throw err; });
+        }
         if (index !== this.active) this.log.info(`WebHDFS: using namenode ${base}`);
         this.active = index;
         return { ok: true, response };
@@ -143,6 +153,7 @@ export class WebHdfsSource implements ObjectSource {
   private failure(result: Extract<NamenodeResult, { ok: false }>, hdfsPath: string): StorageError {
     return webHdfsError(result.status, result.remote, result.response, {
       displayUri: this.displayUri, path: hdfsPath, user: this.settings.userProxy, rootPath: this.settings.rootPath,
+      principal: this.settings.kerberos?.principal,
     });
   }
 
@@ -235,6 +246,7 @@ export class WebHdfsSource implements ObjectSource {
   }
 
   async close(): Promise<void> {
+    this.spnego?.close();
     await this.dispatcher.close();
   }
 }

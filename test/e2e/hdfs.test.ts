@@ -3,7 +3,8 @@
  * secret files (as KServe mounts the hdfscreds secret) against the WebHDFS double: an HA list whose
  * first namenode is standby, HDFS_ROOTPATH, USER_PROXY, HEADERS for a gateway, a single file, a
  * missing path, STORAGE_CONFIG `type: webhdfs` with base64 TLS client certificate and CA, and
- * Kerberos refused clearly. No secret value ever reaches the output.
+ * Kerberos settings checked before any request (hdfs-kerberos.test.ts runs Kerberos against a real
+ * KDC). No secret value ever reaches the output.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -129,11 +130,13 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
     leaksNoSecret(malformed.result);
   });
 
-  it('refuses Kerberos in one clear line without printing the keytab', async () => {
-    const dir = await secretDir({ ...goodSecrets(), KERBEROS_PRINCIPAL: 'kserve@EXAMPLE.COM', KERBEROS_KEYTAB: KEYTAB });
-    const { result } = await download('hdfs://models/iris', { HDFS_SECRET_DIR: dir });
-    failsWith(result, /WebHDFS with Kerberos is not available .*SPNEGO.*"kerberos" Node module.*libkrb5/);
-    leaksNoSecret(result);
+  it('refuses a KERBEROS_KEYTAB that is not a keytab, or one without its principal, in one line without printing it', async () => {
+    const notKeytab = await download('hdfs://models/iris', { HDFS_SECRET_DIR: await secretDir({ ...goodSecrets(), KERBEROS_PRINCIPAL: 'kserve@EXAMPLE.COM', KERBEROS_KEYTAB: KEYTAB }) });
+    failsWith(notKeytab.result, /KERBEROS_KEYTAB in HDFS_SECRET_DIR .* is not a Kerberos keytab/);
+    leaksNoSecret(notKeytab.result);
+    const alone = await download('hdfs://models/iris', { STORAGE_CONFIG: JSON.stringify({ type: 'hdfs', HDFS_NAMENODE: hdfs.activeUrl, KERBEROS_KEYTAB: KEYTAB }) });
+    failsWith(alone.result, /invalid STORAGE_CONFIG: KERBEROS_PRINCIPAL and KERBEROS_KEYTAB go together/);
+    leaksNoSecret(alone.result);
   });
 
   it('takes STORAGE_CONFIG type webhdfs with base64 TLS client certificate, key and CA (mutual TLS)', async () => {

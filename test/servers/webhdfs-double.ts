@@ -14,11 +14,22 @@
  * (execute on ancestors, read on files, read+execute to list); errors are
  * `{"RemoteException":{"exception","javaClassName","message"}}` with Hadoop's status codes (403 for
  * any IOException, 404 for FileNotFoundException, 400 for a bad parameter).
+ *
+ * With `spnego`, the namenodes are Kerberized as Hadoop's authentication filter does it: a request
+ * without `Authorization: Negotiate <token>` gets 401 `WWW-Authenticate: Negotiate`, a token GSSAPI
+ * (the real `kerberos` module, acceptor keytab in KRB5_KTNAME) cannot accept gets 403, and an
+ * accepted one makes the principal's short name the user (a `user.name` that differs is refused, as
+ * Hadoop's checkUsername does) and answers the mutual-authentication token. OPEN redirects carry a
+ * delegation token instead of `user.name`, and the datanode accepts nothing else. The URLs then
+ * name `localhost`, the host of the service principal `HTTP/localhost`.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 
 export interface WebHdfsDoubleOptions {
@@ -32,6 +43,19 @@ export interface WebHdfsDoubleOptions {
   proxyUsers?: string[];
   /** Serve HTTPS; with `clientCaFile`, require a client certificate signed by it. */
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** Require SPNEGO on the namenodes, accepting with the service keys of `HTTP/localhost` in `keytabFile`. */
+  spnego?: {
+    keytabFile: string;
+    /** krb5.conf of the test realm. */
+    krb5Config: string;
+    /** Answer a mutual-authentication token that is not the real one (a namenode impostor). */
+    forgeMutualToken?: boolean;
+  };
+}
+
+/** The part of the `kerberos` module the double uses. */
+interface KerberosAcceptor {
+  initializeServer(service: string): Promise<{ step(token: string): Promise<unknown>; username: string; response: string | null }>;
 }
 
 export interface WebHdfsRequest {
@@ -41,6 +65,8 @@ export interface WebHdfsRequest {
   query: URLSearchParams;
   headers: IncomingMessage['headers'];
   clientCert: boolean;
+  /** The user SPNEGO authenticated (the principal's short name), on a Kerberized namenode. */
+  authUser?: string;
 }
 
 interface Inode {
@@ -151,9 +177,43 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
   const servers: Server[] = [];
   const ports: number[] = [];
   const scheme = options.tls === undefined ? 'http' : 'https';
-  const url = (i: number): string => `${scheme}://127.0.0.1:${ports[i] ?? 0}`;
+  const host = options.spnego === undefined ? '127.0.0.1' : 'localhost';
+  const url = (i: number): string => `${scheme}://${host}:${ports[i] ?? 0}`;
+  /** Delegation tokens handed out in OPEN redirects: token -> the user it acts for. */
+  const delegations = new Map<string, string>();
 
-  const handle = (server: WebHdfsRequest['server'], req: IncomingMessage, res: ServerResponse): void => {
+  let acceptor: KerberosAcceptor | undefined;
+  if (options.spnego !== undefined) {
+    // The acceptor side of GSSAPI runs in this (the test) process and reads its keytab and realm
+    // from the environment; the CLI under test is a child process with its own environment.
+    process.env.KRB5_KTNAME = `FILE:${options.spnego.keytabFile}`;
+    process.env.KRB5_CONFIG = options.spnego.krb5Config;
+    process.env.KRB5RCACHEDIR = dirname(options.spnego.keytabFile);
+    acceptor = createRequire(import.meta.url)('kerberos') as KerberosAcceptor;
+  }
+
+  /** Hadoop's authentication filter: the authenticated short name, or undefined once it has answered 401/403. */
+  const negotiate = async (kerberos: KerberosAcceptor, req: IncomingMessage, res: ServerResponse): Promise<string | undefined> => {
+    const token = /^Negotiate\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (token === undefined) {
+      res.writeHead(401, { 'www-authenticate': 'Negotiate', 'content-type': 'text/html' }).end('<html><body><h2>HTTP ERROR 401 Authentication required</h2></body></html>');
+      return undefined;
+    }
+    try {
+      const context = await kerberos.initializeServer('HTTP@localhost');
+      await context.step(token);
+      const mutual = options.spnego?.forgeMutualToken === true ? 'oRQwEqADCgEAoQsGCSqGSIb3EgECAg==' : context.response;
+      if (mutual !== null && mutual !== '') res.setHeader('www-authenticate', `Negotiate ${mutual}`);
+      // Hadoop's default auth_to_local: user/instance@REALM -> user.
+      return context.username.replace(/[/@].*$/, '');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      res.writeHead(403, { 'www-authenticate': 'Negotiate', 'content-type': 'text/html' }).end(`<html><body><h2>HTTP ERROR 403 GSSException: ${message}</h2></body></html>`);
+      return undefined;
+    }
+  };
+
+  const handle = (server: WebHdfsRequest['server'], req: IncomingMessage, res: ServerResponse, authUser?: string): void => {
     const parsed = new URL(req.url ?? '/', 'http://double');
     const query = new URLSearchParams();
     for (const [k, v] of parsed.searchParams) query.set(k.toLowerCase() === 'startafter' ? 'startAfter' : k.toLowerCase(), v);
@@ -163,7 +223,7 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
       return;
     }
     const path = normalize(parsed.pathname.slice('/webhdfs/v1'.length).split('/').map((s) => decodeURIComponent(s)).join('/'));
-    requests.push({ server, op, path, query, headers: req.headers, clientCert: (req.socket as Partial<TLSSocket>).authorized === true });
+    requests.push({ server, op, path, query, headers: req.headers, clientCert: (req.socket as Partial<TLSSocket>).authorized === true, ...(authUser === undefined ? {} : { authUser }) });
     if (server !== 'dn' && server !== `nn${double.active}`) {
       remote(res, 403, 'StandbyException', 'org.apache.hadoop.ipc', 'Operation category READ is not supported in state standby. Visit https://s.apache.org/sbnn-error');
       return;
@@ -180,8 +240,24 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
       remote(res, 400, 'IllegalArgumentException', 'java.lang', `Invalid value for webhdfs parameter "op": ${req.method ?? ''} is not supported by this double`);
       return;
     }
-    const real = query.get('user.name') ?? 'dr.who';
-    const doas = query.get('doas');
+    let real = query.get('user.name') ?? 'dr.who';
+    let doas = query.get('doas');
+    if (acceptor !== undefined && server !== 'dn') {
+      if (authUser === undefined) throw new Error('a Kerberized namenode request without an authenticated user');
+      if (query.get('user.name') !== null && real !== authUser) {
+        remote(res, 403, 'IOException', 'java.io', `Usernames not matched: name=${real} != expected=${authUser}`);
+        return;
+      }
+      real = authUser;
+    } else if (acceptor !== undefined) {
+      const owner = delegations.get(query.get('delegation') ?? '');
+      if (owner === undefined) {
+        remote(res, 403, 'InvalidToken', 'org.apache.hadoop.security.token.SecretManager', 'a Kerberized datanode needs the delegation token of the redirect');
+        return;
+      }
+      real = owner;
+      doas = null;
+    }
     if (doas !== null && doas !== real && !(options.proxyUsers ?? []).includes(real)) {
       remote(res, 403, 'SecurityException', 'java.lang', `Failed to obtain user group information: org.apache.hadoop.security.authorize.AuthorizationException: User: ${real} is not allowed to impersonate ${doas}`);
       return;
@@ -241,8 +317,14 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         }
         const target = new URL(`${url(2)}/webhdfs/v1${path.split('/').map((s) => encodeURIComponent(s)).join('/')}`);
         target.searchParams.set('op', 'OPEN');
-        target.searchParams.set('user.name', real);
-        if (doas !== null) target.searchParams.set('doas', doas);
+        if (acceptor !== undefined) {
+          const token = randomBytes(16).toString('base64url');
+          delegations.set(token, user);
+          target.searchParams.set('delegation', token);
+        } else {
+          target.searchParams.set('user.name', real);
+          if (doas !== null) target.searchParams.set('doas', doas);
+        }
         target.searchParams.set('namenoderpcaddress', 'mycluster');
         for (const p of ['offset', 'length']) {
           const v = query.get(p);
@@ -281,7 +363,13 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
     ...(options.tls.clientCaFile === undefined ? {} : { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }),
   };
   for (const server of ['nn0', 'nn1', 'dn'] as const) {
-    const listener = (req: IncomingMessage, res: ServerResponse): void => { handle(server, req, res); };
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
+      if (acceptor === undefined || server === 'dn') {
+        handle(server, req, res);
+        return;
+      }
+      void negotiate(acceptor, req, res).then((user) => { if (user !== undefined) handle(server, req, res, user); });
+    };
     const s = tlsOptions === undefined ? createHttpServer(listener) : createHttpsServer(tlsOptions, listener);
     await new Promise<void>((resolve) => { s.listen(0, '127.0.0.1', resolve); });
     servers.push(s);

@@ -65,6 +65,9 @@ describe('HDFS settings', () => {
       [{ TLS_CERT: PEM_CERT }, /TLS_CERT and TLS_KEY go together/],
       [{ TLS_KEY: 'not a pem secretvalue' }, /invalid TLS_KEY .*PEM private key/],
       [{ HEADERS: '{"X-Token": secretvalue' }, /invalid HEADERS .*malformed JSON/],
+      [{ KERBEROS_KEYTAB: 'secretvalue' }, /KERBEROS_PRINCIPAL and KERBEROS_KEYTAB go together \(a keytab needs the principal/],
+      [{ KERBEROS_PRINCIPAL: 'kserve@EXAMPLE.COM\n' }, /KERBEROS_PRINCIPAL and KERBEROS_KEYTAB go together \(the principal needs its keytab/],
+      [{ KERBEROS_PRINCIPAL: 'kserve @EXAMPLE.COM', KERBEROS_KEYTAB: 'secretvalue' }, /invalid KERBEROS_PRINCIPAL \(in HDFS_SECRET_DIR .*\)="kserve @EXAMPLE.COM": expected a Kerberos principal/],
     ];
     for (const [values, pattern] of cases) {
       await using d = await secretDir(values);
@@ -76,7 +79,7 @@ describe('HDFS settings', () => {
     const config = {
       type: 'hdfs', HDFS_NAMENODE: '127.0.0.1:9870', TLS_CA: Buffer.from(PEM_CERT).toString('base64'),
       TLS_CERT: Buffer.from(PEM_CERT).toString('base64'), TLS_KEY: Buffer.from(PEM_KEY).toString('base64'),
-      KERBEROS_KEYTAB: Buffer.from('keytab-bytes').toString('base64'), TLS_SKIP_VERIFY: true,
+      KERBEROS_KEYTAB: Buffer.from('keytab-bytes').toString('base64'), KERBEROS_PRINCIPAL: 'kserve@EXAMPLE.COM', TLS_SKIP_VERIFY: true,
     };
     const s = loadHdfsSettings({ HDFS_SECRET_DIR: '/nonexistent' }, config);
     assert.equal(s.origin, 'STORAGE_CONFIG');
@@ -84,7 +87,7 @@ describe('HDFS settings', () => {
     assert.equal(s.tlsKey, PEM_KEY);
     assert.equal(s.tlsSkipVerify, true);
     assert.deepEqual(s.namenodes, ['https://127.0.0.1:9870']);
-    assert.match(s.kerberos ?? '', /KERBEROS_KEYTAB is set in STORAGE_CONFIG/);
+    assert.deepEqual(s.kerberos, { principal: 'kserve@EXAMPLE.COM', keytab: Buffer.from('keytab-bytes'), where: 'STORAGE_CONFIG' });
     assert.ok(s.secrets.includes(config.TLS_KEY) && s.secrets.includes(config.KERBEROS_KEYTAB));
     assert.throws(() => loadHdfsSettings({}, { type: 'webhdfs', TLS_CA: 'not base64!' }), invalid(/STORAGE_CONFIG\.TLS_CA: expected base64/));
     assert.equal(loadHdfsSettings({ HDFS_SECRET_DIR: '/nonexistent' }, { type: 's3', HDFS_NAMENODE: 'x:1' }).origin, undefined);
