@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.js';
 import { loadHdfsSettings } from '../../src/settings/hdfs.js';
 import { loadSettings } from '../../src/settings/settings.js';
 import { WebHdfsSource } from '../../src/sources/webhdfs.js';
+import { keytabPrincipals } from '../../src/sources/webhdfs-kerberos.js';
 import { tempDir } from '../helpers/tree.js';
 import { startWebHdfsDouble } from '../servers/webhdfs-double.js';
 
@@ -130,5 +131,29 @@ describe('WebHDFS source details', () => {
     } finally {
       await hdfs.stop();
     }
+  });
+});
+
+describe('Kerberos keytab reading', () => {
+  /** One MIT keytab entry (format 0x0502): principal, name type, timestamp, kvno, an AES key. */
+  const entry = (realm: string, names: string[], key: Buffer): Buffer => {
+    const counted = (text: string): Buffer => { const b = Buffer.from(text); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]); };
+    const body = Buffer.concat([
+      Buffer.from([0, names.length]), counted(realm), ...names.map(counted), Buffer.from([0, 0, 0, 1, 0x65, 0, 0, 0, 2, 0, 18, 0, key.length]), key, Buffer.from([0, 0, 0, 2]),
+    ]);
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length);
+    return Buffer.concat([size, body]);
+  };
+  const hole = Buffer.from([0xff, 0xff, 0xff, 0xf8, 0, 0, 0, 0, 0, 0, 0, 0]); // -8: eight bytes of a deleted entry
+
+  it('lists each principal once, skipping holes, and refuses what it cannot read', () => {
+    const keytab = Buffer.concat([Buffer.from([5, 2]), entry('TEST.REALM', ['kserve'], Buffer.alloc(32, 1)), hole,
+      entry('TEST.REALM', ['HTTP', 'nn.example.com'], Buffer.alloc(32, 2)), entry('TEST.REALM', ['kserve'], Buffer.alloc(16, 3))]);
+    assert.deepEqual(keytabPrincipals(keytab), ['kserve@TEST.REALM', 'HTTP/nn.example.com@TEST.REALM']);
+    assert.equal(keytabPrincipals(keytab.subarray(0, keytab.length - 5)), undefined, 'truncated');
+    assert.equal(keytabPrincipals(Buffer.concat([Buffer.from([5, 1]), keytab.subarray(2)])), undefined, 'the old native-endian format');
+    assert.equal(keytabPrincipals(Buffer.from('BQIAAABHAAIAC0VYQU1QTEUuQ09N')), undefined, 'base64 text, not the keytab');
+    assert.deepEqual(keytabPrincipals(Buffer.from([5, 2])), []);
   });
 });
