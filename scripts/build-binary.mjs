@@ -8,7 +8,7 @@
 //           blob format is tied to the Node version that writes it) and cannot be run here to check.
 //   --out   default dist/storage-initializer (dist/storage-initializer-linux-<arch> for another arch)
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -68,6 +68,8 @@ try {
     // V8's compiled code for the bundle, written into the blob: about a third off start-up. It is
     // only valid for the architecture that wrote it, so a cross-build goes without.
     useCodeCache: native,
+    // The heavy backends (dist/backends, see scripts/build.mjs) ride along as assets, compiled on use.
+    assets: Object.fromEntries(readdirSync(resolve('dist/backends')).map((f) => [`backends/${f}`, resolve('dist/backends', f)])),
   }));
   run(process.execPath, ['--experimental-sea-config', config], { quiet: true });
 
