@@ -27,7 +27,7 @@ interface ArchiveCase {
   name: string;
   /** The served file name: its extension decides how it is unpacked. */
   file: string;
-  bytes: () => Buffer;
+  bytes: () => Uint8Array;
   expect: 'error' | 'safe';
   pattern?: RegExp;
   env?: Record<string, string>;
