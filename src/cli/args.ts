@@ -28,6 +28,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
         'log-level': { type: 'string' },
         'local-mode': { type: 'string' },
         'no-progress': { type: 'boolean' },
+        deadline: { type: 'string' },
       },
     });
   } catch (err) {
@@ -57,6 +58,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       logLevel: values['log-level'],
       localMode: values['local-mode'],
       progress: values['no-progress'] === true ? false : undefined,
+      deadline: values.deadline,
     },
   };
 }

@@ -22,6 +22,8 @@ Options (each overrides its environment variable):
       --log-level L       debug, info, warn or error       STORAGE_INITIALIZER_LOG_LEVEL (info)
       --local-mode M      symlink or copy (local sources)  STORAGE_INITIALIZER_LOCAL_MODE (symlink)
       --no-progress       no live progress bar on a terminal
+      --deadline D        stop the run after D (90, 30m, 1h30m; partial
+                          files kept for the next run)     STORAGE_INITIALIZER_DEADLINE (none)
   -h, --help              this text
   -V, --version           the version
 

@@ -3,7 +3,7 @@
  * This file and settings/ are the only readers of process.argv and process.env.
  */
 import pkg from '../../package.json' with { type: 'json' };
-import { describeError } from '../errors.js';
+import { describeError, StorageError } from '../errors.js';
 import { initialize } from '../initialize.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings } from '../settings/settings.js';
@@ -30,6 +30,8 @@ function routeWarningsTo(log: Logger): void {
 async function main(argv: readonly string[]): Promise<number> {
   let log = fallbackLogger();
   let interruptedBy: string | undefined;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  let deadlineExceeded: StorageError | undefined;
   try {
     const command = parseCommandLine(argv);
     if (command.kind === 'help') {
@@ -56,6 +58,14 @@ async function main(argv: readonly string[]): Promise<number> {
       });
     }
 
+    if (settings.deadlineMs > 0) {
+      deadlineTimer = setTimeout(() => {
+        deadlineExceeded = new StorageError('Cancelled', `deadline of ${Number((settings.deadlineMs / 1000).toFixed(1))} s exceeded; `
+          + 'partial files are kept for the next run (raise --deadline or STORAGE_INITIALIZER_DEADLINE)');
+        controller.abort(deadlineExceeded);
+      }, settings.deadlineMs);
+    }
+
     const summary = await initialize(command.pairs, settings, log, controller.signal);
     const rate = summary.fetchedBytes / 2 ** 20 / Math.max(summary.seconds, 0.001);
     log.info(`Model downloaded in ${summary.seconds.toFixed(3)} seconds.`);
@@ -64,8 +74,11 @@ async function main(argv: readonly string[]): Promise<number> {
     });
     return 0;
   } catch (err) {
-    log.error(describeError(err));
+    // Whatever a backend made of the abort ("clone cancelled"), the cause to report is the deadline.
+    log.error(describeError(interruptedBy === undefined ? deadlineExceeded ?? err : err));
     return interruptedBy === undefined ? 1 : (SIGNAL_EXIT[interruptedBy] ?? 1);
+  } finally {
+    clearTimeout(deadlineTimer);
   }
 }
 

@@ -13,7 +13,7 @@ import { loadHubSettings, type HubSettings } from './hubs.js';
 import { loadOciSettings, type OciSettings } from './oci.js';
 import { loadConfidentialSettings, type ConfidentialSettings } from './confidential.js';
 import {
-  parseBoolean, parseBytes, parseChoice, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
+  parseBoolean, parseBytes, parseChoice, parseDuration, parseHeaders, parseInteger, parsePatternList, parseSeconds, type Raw,
 } from './values.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -29,6 +29,7 @@ export interface Flags {
   localMode?: string;
   maxAttempts?: string;
   progress?: boolean;
+  deadline?: string;
 }
 
 export interface TransferSettings {
@@ -93,6 +94,8 @@ export interface Settings {
   storageConfig: StorageConfig;
   /** Values that must never be printed; the logger masks them. */
   secrets: string[];
+  /** The whole run is stopped after this long (partial files kept); 0 means no deadline. */
+  deadlineMs: number;
 }
 
 const MiB = 2 ** 20;
@@ -179,6 +182,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
   const [levelOrigin, level] = flagOrEnv(flags.logLevel, '--log-level', 'STORAGE_INITIALIZER_LOG_LEVEL');
   const [formatOrigin, format] = flagOrEnv(flags.logFormat, '--log-format', 'STORAGE_INITIALIZER_LOG_FORMAT');
   const [localOrigin, localMode] = flagOrEnv(flags.localMode, '--local-mode', 'STORAGE_INITIALIZER_LOCAL_MODE');
+  const [deadlineOrigin, deadline] = flagOrEnv(flags.deadline, '--deadline', 'STORAGE_INITIALIZER_DEADLINE');
 
   return {
     log: {
@@ -221,5 +225,6 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
     confidential: loadConfidentialSettings(env),
     storageConfig,
     secrets: [...collectSecrets(env, storageConfig, headersByHost), ...hdfs.secrets, ...oci.secrets],
+    deadlineMs: parseDuration(deadlineOrigin, deadline),
   };
 }

@@ -30,6 +30,24 @@ export function parseSeconds(origin: Origin, value: Raw, fallbackMs: number): nu
   return Math.round(n * 1000);
 }
 
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration, returned in milliseconds: plain seconds ("90", "2.5") or numbers with units, alone or
+ * combined ("500ms", "30s", "30m", "1h30m", "2d"). "0" means none and gives 0, as does unset.
+ */
+export function parseDuration(origin: Origin, value: Raw): number {
+  if (value === undefined || value === '') return 0;
+  const text = String(value).trim().toLowerCase();
+  const fail = (): never => { throw invalidInput(`invalid ${origin}=${show(value)}: expected seconds or a duration such as 90, 30s, 30m, 1h30m (0 for none)`); };
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(text)) return fail();
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(amount) * (DURATION_UNIT_MS[unit ?? ''] ?? Number.NaN);
+  if (!Number.isFinite(total) || total > Number.MAX_SAFE_INTEGER) return fail();
+  return Math.round(total);
+}
+
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
 const FALSE = new Set(['0', 'false', 'no', 'off']);
 

@@ -151,16 +151,16 @@ const ZERO_CHUNK = 1 << 20;
  * sync-flushed chunk repeated (its back-references stay inside its own copy, so any copy decodes
  * to zeros wherever it lands), then a final empty block. Gigabytes declared, a few megabytes sent.
  */
-export function deflatedZeros(chunks: number, prefix = Buffer.alloc(0)): Buffer {
+export function deflatedZeros(chunks: number, prefix: Uint8Array = new Uint8Array(0)): Buffer {
   const sync = { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH };
   const chunk = zlib.deflateRawSync(Buffer.alloc(ZERO_CHUNK), sync);
-  const parts: Buffer[] = prefix.length > 0 ? [zlib.deflateRawSync(prefix, sync)] : [];
+  const parts: Uint8Array[] = prefix.length > 0 ? [zlib.deflateRawSync(prefix, sync)] : [];
   for (let i = 0; i < chunks; i++) parts.push(chunk);
   parts.push(zlib.deflateRawSync(Buffer.alloc(0)));
   return Buffer.concat(parts);
 }
 
 /** A gzip member around a raw deflate stream. Its trailer (CRC, size) is zeros: a bomb is stopped long before it is read. */
-export function gzipMember(deflated: Buffer): Buffer {
+export function gzipMember(deflated: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), deflated, Buffer.alloc(8)]);
 }
