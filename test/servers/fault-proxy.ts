@@ -108,6 +108,11 @@ export interface FaultProxyOptions {
   readonly hostHeader?: 'preserve' | 'upstream';
   /** Milliseconds between the last bytes and the TCP reset of `reset-mid-body`. Default 30. */
   readonly resetDelayMs?: number;
+  /**
+   * Redirects to these other origins are pointed elsewhere (origin -> replacement origin): a hub's
+   * CDN or a namenode's datanode sits behind a proxy of its own, so its bytes can be faulted too.
+   */
+  readonly rewriteOrigins?: Readonly<Record<string, string>>;
 }
 
 export interface FaultProxy {
@@ -608,6 +613,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     } catch {
       return location; // relative: already relative to the proxy
     }
+    const elsewhere = options.rewriteOrigins?.[target.origin];
+    if (elsewhere !== undefined) return `${elsewhere}${target.pathname}${target.search}${target.hash}`;
     const upstreamOrigins = new Set([upstream.origin]);
     if (host !== undefined) upstreamOrigins.add(`${upstream.protocol}//${host}`);
     if (!upstreamOrigins.has(target.origin)) return location;
