@@ -52,6 +52,22 @@ async function writeFully(handle: FileHandle, buffer: Buffer, length: number, po
 }
 
 /**
+ * Full-size write buffers are reused across ranges: a large file is many ranges, and a fresh pair
+ * per range would leave a MiB of garbage per range for the GC to catch up with, on top of the
+ * socket's own. Bounded, so a burst of streams does not pin memory for the rest of the run.
+ */
+const spareBuffers: Buffer[] = [];
+const MAX_SPARE_BUFFERS = 32;
+
+function takeBuffer(size: number): Buffer {
+  return (size === WRITE_BUFFER_BYTES ? spareBuffers.pop() : undefined) ?? Buffer.allocUnsafe(size);
+}
+
+function giveBack(buffer: Buffer): void {
+  if (buffer.length === WRITE_BUFFER_BYTES && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
+
+/**
  * Two write buffers per stream: one fills from the network while the other is being written, so
  * the socket keeps flowing during disk writes (one buffer would stall the sender on every write).
  * `job.done` advances only when a write has landed, in order.
@@ -65,8 +81,8 @@ class DoubleBufferedWriter {
   private inFlight: Promise<void> | undefined;
 
   constructor(private readonly job: RangeJob, size: number) {
-    this.filling = Buffer.allocUnsafe(size);
-    this.spare = Buffer.allocUnsafe(size);
+    this.filling = takeBuffer(size);
+    this.spare = takeBuffer(size);
     this.queued = job.done;
   }
 
@@ -108,6 +124,12 @@ class DoubleBufferedWriter {
     await this.flush();
     await this.inFlight;
   }
+
+  /** Hands the buffers back once nothing is buffered or being written. */
+  release(): void {
+    giveBack(this.filling);
+    giveBack(this.spare);
+  }
 }
 
 /** Copies a stream into the file from `job.start + job.done`, advancing `job.done` as writes land. */
@@ -132,7 +154,8 @@ async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abo
   } finally {
     clearTimeout(idle);
     // Bytes received before a failure are still good: keep them so the retry resumes after them.
-    await writer.close().catch(() => undefined);
+    // Buffers go back only after a clean close: a failed write may still hold one.
+    await writer.close().then(() => { writer.release(); }, () => undefined);
   }
   if (expected !== undefined && job.done < expected) {
     throw network(`${job.source.name} ended the body of ${job.object.key} early (${job.done} of ${expected} bytes)`);
