@@ -89,11 +89,17 @@ export function parseChoice<T extends string>(origin: Origin, value: Raw, fallba
   return found;
 }
 
+/**
+ * JSON.parse, failing with a message that never quotes the text: V8's own message does
+ * (`Unexpected token 'S', ..."ss_key": SUPERSECRE"... is not valid JSON`), and these values
+ * carry credentials. Only V8's position, if it gives one, is kept.
+ */
 export function parseJson(origin: Origin, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw invalidInput(`invalid ${origin}: malformed JSON (${(err as Error).message})`);
+    const position = /at position (\d+)/.exec((err as Error).message)?.[1];
+    throw invalidInput(`invalid ${origin}: malformed JSON${position === undefined ? '' : ` at position ${position}`} (the value is not shown: it may hold secrets)`);
   }
 }
 
@@ -125,7 +131,8 @@ export function parseHeaders(origin: Origin, text: string): Record<string, strin
     if (typeof value !== 'string' && typeof value !== 'number') throw invalidInput(`invalid ${origin}: header ${JSON.stringify(name)} must be a string`);
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw invalidInput(`invalid ${origin}: ${JSON.stringify(name)} is not a valid header name`);
     const text = String(value);
-    if (/[\r\n\0]/.test(text)) throw invalidInput(`invalid ${origin}: the value of header ${JSON.stringify(name)} contains a line break`);
+    // RFC 9110 field values: visible characters, spaces and tabs; any other control character is refused by the HTTP client mid-download.
+    if (/[\0-\x08\n-\x1f\x7f]/.test(text)) throw invalidInput(`invalid ${origin}: the value of header ${JSON.stringify(name)} contains a line break or another control character`);
     headers[name] = text;
   }
   return headers;
