@@ -23,6 +23,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describeError, errorCode, invalidInput } from '../errors.js';
+import { redactUri } from '../uri/redact.js';
 import type { StorageConfig } from './storage-config.js';
 import { parseBoolean, parseHeaders, parseInteger } from './values.js';
 
@@ -120,10 +121,11 @@ function namenodeUrl(origin: string, entry: string, scheme: 'http' | 'https'): s
   try {
     url = new URL(withScheme);
   } catch {
-    throw invalidInput(`invalid ${origin}: ${JSON.stringify(entry)} is not host:port or an http(s) URL`);
+    // An entry that does not parse may still carry a password (`http://u:pw@[bad`).
+    throw invalidInput(`invalid ${origin}: ${JSON.stringify(redactUri(entry))} is not host:port or an http(s) URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw invalidInput(`invalid ${origin}: ${JSON.stringify(entry)} must be an http(s) URL of the WebHDFS endpoint (e.g. http://namenode:9870), not ${url.protocol}`);
+    throw invalidInput(`invalid ${origin}: ${JSON.stringify(redactUri(entry))} must be an http(s) URL of the WebHDFS endpoint (e.g. http://namenode:9870), not ${url.protocol}`);
   }
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     throw invalidInput(`invalid ${origin}: a namenode URL must not carry credentials, a query or a fragment`);
