@@ -1,6 +1,6 @@
 // Builds the CLI as one executable (a Node single-executable application): the bundle
-// dist/storage-initializer.cjs injected into a copy of a Node binary, so the image needs no Node
-// install and no node_modules.
+// dist/storage-initializer.cjs and its backend bundles injected into a copy of a Node binary, so
+// the image needs no Node install and no node_modules.
 //
 // Usage: node scripts/build-binary.mjs [--arch x64|arm64] [--out PATH]
 //   --arch  target CPU (default: this machine's). Another architecture takes the official Node
@@ -65,7 +65,7 @@ try {
     main: BUNDLE,
     output: blob,
     disableExperimentalSEAWarning: true,
-    // V8's compiled code for the bundle, written into the blob: about a third off start-up. It is
+    // V8's compiled code for the main bundle, written into the blob: faster start-up. It is
     // only valid for the architecture that wrote it, so a cross-build goes without.
     useCodeCache: native,
     // The heavy backends (dist/backends, see scripts/build.mjs) ride along as assets, compiled on use.
