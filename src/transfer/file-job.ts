@@ -14,6 +14,11 @@ import type { PlannedFile } from './plan.js';
 import { objectIdentity, readJournal, removeJournal, writeJournal, type JournalState } from './resume-journal.js';
 
 const JOURNAL_INTERVAL_MS = 1000;
+/**
+ * Also saved after this much progress, so what a kill -9 costs is bounded in bytes whatever the
+ * network's speed (at 1 GB/s a second is a gigabyte to fetch again).
+ */
+const JOURNAL_BYTES = 8 * 2 ** 20;
 
 export const PART_SUFFIX = '.part';
 
@@ -50,6 +55,8 @@ export class FileJob {
   private journalDirty = false;
   private journalWrite: Promise<void> = Promise.resolve();
   private lastJournalAt = 0;
+  private bytesSinceJournal = 0;
+  private journalSaving = false;
   /** Whether a journal file may exist, so finishing knows whether to remove one. */
   private journalOnDisk = false;
   private pending = 0;
@@ -111,7 +118,7 @@ export class FileJob {
         onWrite: (offset, bytes) => {
           this.hasher?.feed(offset, bytes);
           this.options.onBytes(bytes.length);
-          this.recordProgress(i, range.done);
+          this.recordProgress(i, range.done, bytes.length);
         },
         onRestart: async () => {
           if (object.checksum !== undefined && size !== undefined) this.hasher = new SequentialHasher(object.checksum, size);
@@ -146,12 +153,15 @@ export class FileJob {
     }
   }
 
-  private recordProgress(index: number, done: number): void {
+  private recordProgress(index: number, done: number, bytes: number): void {
     if (this.journal === undefined) return;
     this.journal.done[index] = done;
     this.journalDirty = true;
+    this.bytesSinceJournal += bytes;
+    // On a slow file system saves are skipped while one is in flight rather than queued up.
+    if (this.journalSaving) return;
     const now = Date.now();
-    if (now - this.lastJournalAt >= JOURNAL_INTERVAL_MS) {
+    if (now - this.lastJournalAt >= JOURNAL_INTERVAL_MS || this.bytesSinceJournal >= JOURNAL_BYTES) {
       this.lastJournalAt = now;
       this.saveJournal();
     }
@@ -161,10 +171,13 @@ export class FileJob {
     const journal = this.journal;
     if (journal === undefined || !this.journalDirty) return;
     this.journalDirty = false;
+    this.bytesSinceJournal = 0;
     const snapshot = { ...journal, done: [...journal.done] };
     this.journalOnDisk = true;
+    this.journalSaving = true;
     // Chained, so two saves never race on the temporary file; a failed save only costs re-fetching.
-    this.journalWrite = this.journalWrite.then(() => writeJournal(this.partPath, snapshot)).catch(() => undefined);
+    this.journalWrite = this.journalWrite.then(() => writeJournal(this.partPath, snapshot)).catch(() => undefined)
+      .finally(() => { this.journalSaving = false; });
   }
 
   /** Marks one range finished; true when it was the last one. */
