@@ -2,6 +2,9 @@
  * Typed failures. Every error that reaches the CLI is one of these, so it can print one clear line
  * (and choose whether a retry makes sense) without parsing messages.
  */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, relative as pathRelative, resolve as pathResolve } from 'node:path';
+
 export type ErrorKind =
   | 'InvalidInput'
   | 'NotFound'
@@ -70,4 +73,97 @@ export function describeError(err: unknown): string {
     return code !== undefined && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
   }
   return String(err);
+}
+
+/** The system error code of a failure or of the first of its causes that has one. */
+function systemError(err: unknown): (Error & { code: string; path?: unknown; dest?: unknown }) | undefined {
+  for (let current = err, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
+    if (errorCode(current) !== undefined && !(current instanceof StorageError)) return current as Error & { code: string };
+  }
+  return undefined;
+}
+
+const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+const TOO_MANY_FILES_CODES = new Set(['EMFILE', 'ENFILE']);
+const PERMISSION_CODES = new Set(['EACCES', 'EPERM']);
+
+/** Whether a failure, or one of its causes, is the disk (or a quota, or a file size limit) running out of space. */
+export function isOutOfSpace(err: unknown): boolean {
+  return NO_SPACE_CODES.has(systemError(err)?.code ?? '');
+}
+
+/** The soft limit on open files, from /proc (Linux); undefined where it cannot be read. */
+function readOpenFilesLimit(): string | undefined {
+  try {
+    return /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Read at start-up: once the limit is hit, reading it would need one more file descriptor. */
+const OPEN_FILES_LIMIT = readOpenFilesLimit();
+
+function tooManyOpenFiles(): string {
+  return `too many open files${OPEN_FILES_LIMIT === undefined ? '' : ` (limit ${OPEN_FILES_LIMIT})`}`;
+}
+
+const TOO_MANY_FILES_ADVICE = 'lower --concurrency or raise the limit (ulimit -n)';
+
+/**
+ * The one place a failed local operation becomes a sentence: `action` is what was being done to
+ * `path` ("write", "create destination"); `neededBytes`, when known, how much more the download
+ * still has to write (said when space runs out).
+ */
+export function localFailure(action: string, path: string, err: unknown, neededBytes?: number): StorageError {
+  const code = systemError(err)?.code;
+  const needed = neededBytes === undefined ? '' : ` (${neededBytes} more bytes needed)`;
+  switch (code) {
+    case 'ENOSPC': return localIO(`no space left on device writing ${path}${needed}`, err);
+    case 'EDQUOT': return localIO(`disk quota exceeded writing ${path}${needed}`, err);
+    case 'EFBIG': return localIO(`file size limit (ulimit -f) exceeded writing ${path}${needed}`, err);
+    case 'EACCES':
+    case 'EPERM': return localIO(`cannot ${action} ${path}: permission denied`, err);
+    case 'EROFS': return localIO(`cannot ${action} ${path}: read-only file system`, err);
+    case 'EEXIST': return localIO(`cannot ${action} ${path}: it exists and is not a directory`, err);
+    case 'ENOTDIR': return localIO(`cannot ${action} ${path}: a part of that path is a file, not a directory`, err);
+    case 'EMFILE':
+    case 'ENFILE': return localIO(`${tooManyOpenFiles()} trying to ${action} ${path}; ${TOO_MANY_FILES_ADVICE}`, err);
+    default: return localIO(`cannot ${action} ${path}: ${describeError(err)}`, err);
+  }
+}
+
+function contains(parent: string, child: string): boolean {
+  const relative = pathRelative(parent, child);
+  return !relative.startsWith('..') && !isAbsolute(relative);
+}
+
+/** Inside dest, dest itself, or one of its parents (creating the destination failed higher up). */
+function concernsDestination(dest: string, candidate: unknown): boolean {
+  if (typeof candidate !== 'string') return false;
+  return contains(pathResolve(dest), pathResolve(candidate)) || contains(pathResolve(candidate), pathResolve(dest));
+}
+
+/**
+ * Adds what an operator should do to a local failure, once for every backend: for permission
+ * denied in the destination, the owner it needs (the image runs as UID 65532, a pod's volume is
+ * often root's); for too many open files, the limit and the two ways out.
+ */
+export function withLocalAdvice(err: unknown, dest: string): unknown {
+  const cause = systemError(err);
+  if (cause === undefined) return err;
+  const kind = err instanceof StorageError ? err.kind : 'LocalIO';
+  const message = describeError(err);
+  if (PERMISSION_CODES.has(cause.code)) {
+    const known = cause.path !== undefined || cause.dest !== undefined;
+    const inDestination = concernsDestination(dest, cause.path) || concernsDestination(dest, cause.dest);
+    if (!(inDestination || !known && err instanceof StorageError && err.kind === 'LocalIO')) return err;
+    const uid = process.getuid?.() ?? 65532;
+    const gid = process.getgid?.() ?? uid;
+    return new StorageError(kind, `${message}; make the destination writable by UID ${uid} (chown -R ${uid}:${gid} ${dest})`, { cause: err });
+  }
+  if (TOO_MANY_FILES_CODES.has(cause.code) && !message.includes(TOO_MANY_FILES_ADVICE)) {
+    return new StorageError(kind, `${message}; ${tooManyOpenFiles()}; ${TOO_MANY_FILES_ADVICE}`, { cause: err });
+  }
+  return err;
 }

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { describeError, localIO } from './errors.js';
+import { localFailure, withLocalAdvice } from './errors.js';
 import { decryptModelFiles } from './finish/confidential.js';
 import { unpackIfArchive } from './finish/unpack.js';
 import type { Logger } from './log.js';
@@ -40,7 +40,7 @@ async function copyOne(pair: Pair, ctx: Context): Promise<RunSummary> {
   const source = await createSource(location, settings, log);
   try {
     await mkdir(pair.dest, { recursive: true }).catch((err: unknown) => {
-      throw localIO(`cannot create destination ${pair.dest}: ${describeError(err)}`, err);
+      throw localFailure('create destination', pair.dest, err);
     });
     if (source.kind === 'tree') {
       const summary = await source.materialize(pair.dest, ctx);
@@ -66,7 +66,7 @@ export async function initialize(pairs: readonly Pair[], settings: Settings, log
   const started = Date.now();
   const total: RunSummary = { files: 0, bytes: 0, fetchedBytes: 0, seconds: 0 };
   for (const pair of pairs) {
-    const summary = await copyOne(pair, ctx);
+    const summary = await copyOne(pair, ctx).catch((err: unknown) => { throw withLocalAdvice(err, pair.dest); });
     if (settings.confidential.enabled) await decryptModelFiles(pair.dest, settings, log, signal);
     log.info(`Successfully copied ${redactUri(pair.uri)} to ${pair.dest}`);
     total.files += summary.files;

@@ -4,7 +4,7 @@
  * source goes through here; backends never write files.
  */
 import { mkdir } from 'node:fs/promises';
-import { describeError, localIO, StorageError } from '../errors.js';
+import { describeError, isOutOfSpace, localFailure, StorageError } from '../errors.js';
 import type { Context, ObjectSource, RemoteObject } from '../sources/types.js';
 import { ExistingFiles } from './existing-files.js';
 import { fetchRange, type RangeJob } from './fetch-range.js';
@@ -45,7 +45,7 @@ async function ensureDestination(dest: string): Promise<void> {
   try {
     await mkdir(dest, { recursive: true });
   } catch (err) {
-    throw localIO(`cannot create destination ${dest}: ${describeError(err)}`, err);
+    throw localFailure('create destination', dest, err);
   }
 }
 
@@ -122,7 +122,11 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
     while (!run.signal.aborted) {
       const task = ready.shift();
       if (task !== undefined) {
-        await fetchRange(task.range, policy, run.signal, log);
+        await fetchRange(task.range, policy, run.signal, log).catch((err: unknown) => {
+          // The operator needs the amount to free, which only the whole run knows.
+          if (!isOutOfSpace(err)) throw err;
+          throw localFailure('write', task.range.localPath, err, plan.totalBytes - progress.fetchedBytes - progress.reusedBytes);
+        });
         if (task.job.rangeFinished()) await finish(task.job);
         continue;
       }

@@ -4,7 +4,7 @@
  * only once its size and checksum are verified.
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { errorCode, integrity, localIO } from '../errors.js';
+import { errorCode, integrity, localFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectSource } from '../sources/types.js';
 import { SequentialHasher } from './checksum.js';
@@ -37,7 +37,7 @@ async function sizeOf(path: string): Promise<number | undefined> {
     return s.isFile() ? s.size : undefined;
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return undefined;
-    throw localIO(`cannot inspect ${path}: ${(err as Error).message}`, err);
+    throw localFailure('inspect', path, err);
   }
 }
 
@@ -101,7 +101,12 @@ export class FileJob {
       if (previous !== 'absent') await removeJournal(this.partPath);
       this.handle = await this.openFile('w+');
       // Parts written out of order need the full length for the resume check; one part extends it itself.
-      if (size !== undefined && partCount > 1) await this.handle.truncate(size);
+      if (size !== undefined && partCount > 1) {
+        await this.handle.truncate(size).catch(async (err: unknown) => {
+          await this.discard(); // an empty .part would only be in the way
+          throw localFailure('write', this.partPath, err, size);
+        });
+      }
     }
     if (resumable) this.journal = { size, identity: objectIdentity(object), partSize, done };
     // A file that completes within the first interval never needs a journal.
@@ -149,7 +154,7 @@ export class FileJob {
     try {
       return await open(this.partPath, flags);
     } catch (err) {
-      throw localIO(`cannot write ${this.partPath}: ${(err as Error).message}`, err);
+      throw localFailure('write', this.partPath, err);
     }
   }
 
@@ -228,7 +233,7 @@ export class FileJob {
     try {
       await rename(this.partPath, this.file.localPath);
     } catch (err) {
-      throw localIO(`cannot move ${this.partPath} into place: ${(err as Error).message}`, err);
+      throw localFailure(`rename ${this.partPath} to`, this.file.localPath, err);
     }
     if (this.journalOnDisk) await removeJournal(this.partPath);
   }
