@@ -9,7 +9,7 @@
 // (2) the backends, each import of such a module becoming `__core[path]`; (3) the main bundle
 // again, each placeholder now loading its backend with exactly the modules that backend uses.
 import { build } from 'esbuild';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const HEAVY_BACKENDS = ['s3', 'azure-blob', 'azure-file', 'gcs', 'git'];
@@ -22,6 +22,9 @@ const common = {
   platform: 'node',
   target: 'node20',
   format: 'cjs',
+  // import() becomes require(): vm.compileFunction, which runs the backend bundles, has no
+  // dynamic-import hook, and a few SDK paths (AWS instance metadata, GCS crypto) import lazily.
+  supported: { 'dynamic-import': false },
   // Whitespace only: full minification makes V8 compile more eagerly and costs memory at start-up.
   minifyWhitespace: true,
   sourcemap: false,
@@ -83,17 +86,27 @@ function asciiOnly(file) {
 
 export async function splitBuild({ entry, outfile }) {
   const outdir = path.dirname(outfile);
-  rmSync(path.join(outdir, 'backends'), { recursive: true, force: true });
-  const first = await build({ ...common, entryPoints: [entry], outfile, plugins: [backendStubs(undefined)] });
-  const mainInputs = new Set(Object.keys(first.metafile.inputs).filter((p) => !p.includes(':')));
-  const usesByBackend = new Map();
-  for (const name of HEAVY_BACKENDS) {
-    const uses = new Set();
-    const file = path.join(outdir, 'backends', `${name}.cjs`);
-    await build({ ...common, entryPoints: [path.join(root, `src/sources/${name}.ts`)], outfile: file, plugins: [shareWithMain(mainInputs, uses)] });
-    usesByBackend.set(name, [...uses].sort());
-    asciiOnly(file);
+  // Built aside and renamed into place: a test run elsewhere may be starting the CLI meanwhile.
+  mkdirSync(outdir, { recursive: true });
+  const staging = mkdtempSync(path.join(outdir, '.build-'));
+  try {
+    const first = await build({ ...common, entryPoints: [entry], outfile: path.join(staging, 'main.cjs'), write: false, plugins: [backendStubs(undefined)] });
+    const mainInputs = new Set(Object.keys(first.metafile.inputs).filter((p) => !p.includes(':')));
+    const usesByBackend = new Map();
+    for (const name of HEAVY_BACKENDS) {
+      const uses = new Set();
+      const file = path.join(staging, 'backends', `${name}.cjs`);
+      await build({ ...common, entryPoints: [path.join(root, `src/sources/${name}.ts`)], outfile: file, plugins: [shareWithMain(mainInputs, uses)] });
+      usesByBackend.set(name, [...uses].sort());
+      asciiOnly(file);
+    }
+    const main = path.join(staging, path.basename(outfile));
+    await build({ ...common, entryPoints: [entry], outfile: main, banner: { js: '#!/usr/bin/env node' }, plugins: [backendStubs(usesByBackend)] });
+    asciiOnly(main);
+    mkdirSync(path.join(outdir, 'backends'), { recursive: true });
+    for (const name of HEAVY_BACKENDS) renameSync(path.join(staging, 'backends', `${name}.cjs`), path.join(outdir, 'backends', `${name}.cjs`));
+    renameSync(main, outfile);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
-  await build({ ...common, entryPoints: [entry], outfile, banner: { js: '#!/usr/bin/env node' }, plugins: [backendStubs(usesByBackend)] });
-  asciiOnly(outfile);
 }
