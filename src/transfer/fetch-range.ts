@@ -117,6 +117,8 @@ class DoubleBufferedWriter {
       job.done += length;
       job.onWrite(offset, buffer.subarray(0, length));
     });
+    // Awaited by the next flush or close; until then a failed write (ENOSPC) must not count as unhandled.
+    void this.inFlight.catch(() => undefined);
   }
 
   /** Writes everything buffered and waits for it to land. */
