@@ -1,6 +1,6 @@
 import { invalidInput, type StorageError } from '../errors.js';
 import { SUPPORTED_URI_FORMS } from './forms.js';
-import { redactUri } from './redact.js';
+import { redactSecrets } from './redact.js';
 
 const MAX_SHOWN = 300;
 
@@ -9,7 +9,7 @@ const MAX_SHOWN = 300;
  * quote is visible and the message stays one line; very long URIs are cut.
  */
 export function shownUri(uri: string): string {
-  const redacted = redactUri(uri);
+  const redacted = redactSecrets(uri);
   return JSON.stringify(redacted.length > MAX_SHOWN ? `${redacted.slice(0, MAX_SHOWN)}...` : redacted);
 }
 

@@ -11,21 +11,37 @@
  */
 const SECRET_PARAM_NAME = /sig|token|key|passw|pwd|secret|credential|auth/i;
 
-const SCHEME_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+// Slashes optional: WHATWG reads `https:user:pw@host` as `https://user:pw@host`, so its userinfo is just as secret.
+const SCHEME_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:\/*/;
 
 export const REDACTED = '***';
 
 /**
  * The URI with userinfo passwords, SAS signatures and other secret query values replaced by
- * `***`, for logs and errors. Never throws.
+ * `***`, for logs and errors, on one printable line: a control character, line separator or bidi
+ * override in a (malformed) URI is shown escaped, so it can neither forge a log line nor make the
+ * URI read as something else. Never throws.
  */
 export function redactUri(uri: string): string {
+  return escapeUnprintable(redactSecrets(uri));
+}
+
+/** redactUri without the escaping, for callers that quote the result themselves (JSON.stringify). */
+export function redactSecrets(uri: string): string {
   try {
     return redactParams(redactUserinfo(uri));
   } catch {
     // Unreachable for strings; a caller passing something else still gets no secret back.
     return '[unprintable URI]';
   }
+}
+
+const UNPRINTABLE = /[\p{Cc}\p{Cs}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** C0/C1 controls, lone surrogates, line separators and bidi controls as `\n` or `\uXXXX`. */
+export function escapeUnprintable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function redactUserinfo(uri: string): string {
