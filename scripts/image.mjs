@@ -2,6 +2,8 @@
 // archive. The image holds the single executable, exactly the shared libraries it links (from ldd,
 // with the dynamic loader), the CA bundle, passwd/group with root and nonroot (65532) and no login
 // shell, /tmp, and /mnt/models owned by nonroot: no shell, no package manager, nothing else.
+// For WebHDFS Kerberos it also carries the native `kerberos` addon (what loading it needs, nothing
+// of its build) next to the executable, and the GSSAPI libraries the addon opens at run time.
 // deploy/image-layout.json holds the paths, user and labels that deploy/Dockerfile shares.
 //
 // Usage: node scripts/image.mjs [--binary PATH] [--out PATH] [--storage DIR] [--tag NAME]
@@ -11,9 +13,10 @@
 //              (default: a temp dir, removed at the end)
 //   --tag      image name (default <name in image-layout.json>:<package version>)
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const layout = JSON.parse(readFileSync('deploy/image-layout.json', 'utf8'));
@@ -60,6 +63,62 @@ function sharedLibraries(binary) {
   return libs;
 }
 
+const ADDON = 'node_modules/kerberos';
+const ADDON_BINARY = 'build/Release/kerberos.node';
+
+/** Files under `dir`, relative to it (regular files only, sorted). */
+function filesUnder(dir, rel = '') {
+  return readdirSync(join(dir, rel), { withFileTypes: true }).flatMap((entry) => {
+    const path = posix.join(rel, entry.name);
+    if (entry.isDirectory()) return filesUnder(dir, path);
+    return entry.isFile() ? [path] : [];
+  }).sort();
+}
+
+/**
+ * What loading the `kerberos` addon needs, relative to its directory: package.json (lib/index.js
+ * reads its version), lib/ and the compiled .node. Its package.json dependencies (node-addon-api,
+ * prebuild-install) serve only its build; a require of anything else in lib/ stops the build,
+ * since the image would not carry it.
+ */
+function addonFiles() {
+  const lib = filesUnder(ADDON, 'lib');
+  const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+  for (const file of lib.filter((f) => f.endsWith('.js'))) {
+    for (const [, spec] of readFileSync(join(ADDON, file), 'utf8').matchAll(/require\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      if (!spec.startsWith('.') && !builtins.has(spec)) fail(`${ADDON}/${file} requires "${spec}", which the image does not carry; add it to scripts/image.mjs`);
+    }
+  }
+  return ['package.json', ...lib, ADDON_BINARY];
+}
+
+/** Where the dynamic loader finds a library by its soname (`ldconfig -p`), for this machine's architecture. */
+function libraryPath(soname) {
+  const arch = process.arch === 'x64' ? 'x86-64' : 'AArch64';
+  const ldconfig = existsSync('/sbin/ldconfig') ? '/sbin/ldconfig' : 'ldconfig';
+  for (const line of run(ldconfig, ['-p']).split('\n')) {
+    const match = /^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\/\S+)$/.exec(line);
+    if (match?.[1] === soname && match[2].includes(arch)) return match[3];
+  }
+  return fail(`the kerberos addon opens ${soname}, which this machine lacks; install the GSSAPI libraries (Debian: libgssapi-krb5-2)`);
+}
+
+/**
+ * The shared objects the addon needs: those it links (ldd) and those it opens with dlopen (it is
+ * built to dlopen libgssapi_krb5, libkrb5 and libcom_err: ldd cannot see them), with theirs. The
+ * sonames it may open are taken from the .node file itself, so a new one in a later version is not
+ * missed. MIT krb5's plugin directory is left out: a keytab login with or without encrypted-timestamp
+ * preauthentication uses only built-in modules, and krb5 skips a plugin it cannot load.
+ */
+function addonLibraries(node) {
+  const linked = sharedLibraries(node);
+  const linkedNames = new Set(linked.map((lib) => lib.split('/').at(-1)));
+  const opened = [...new Set(readFileSync(node).toString('latin1').match(/lib[\w+-]+\.so\.\d+/g) ?? [])]
+    .filter((soname) => !linkedNames.has(soname))
+    .map(libraryPath);
+  return [...new Set([...linked, ...opened, ...opened.flatMap(sharedLibraries)])];
+}
+
 /** Copies a file's content (symlinks followed) to `path` inside `root`, with the given mode. */
 function place(root, path, source, mode) {
   const target = join(root, path);
@@ -97,7 +156,15 @@ function build() {
     const rootfs = join(work, 'rootfs');
     dir(rootfs, '.', 0o755);
     place(rootfs, layout.entrypoint, binary, 0o755);
-    for (const lib of sharedLibraries(binary)) place(rootfs, lib, realpathSync(lib), statSync(lib).mode & 0o777);
+    const libraries = new Set(sharedLibraries(binary));
+    if (existsSync(join(ADDON, ADDON_BINARY))) {
+      // The executable requires it relative to itself: <its directory>/node_modules/kerberos.
+      for (const file of addonFiles()) place(rootfs, posix.join(layout.kerberosAddon, file), join(ADDON, file), file === ADDON_BINARY ? 0o755 : 0o644);
+      for (const lib of addonLibraries(join(ADDON, ADDON_BINARY))) libraries.add(lib);
+    } else {
+      console.log(`image: ${ADDON} is not built (the optional dependency did not install), so this image has no Kerberos for WebHDFS`);
+    }
+    for (const lib of libraries) place(rootfs, lib, realpathSync(lib), statSync(lib).mode & 0o777);
     place(rootfs, layout.caBundle, layout.caBundle, 0o644);
     const { name, uid, gid, home } = layout.user;
     // No login shell for either account; /sbin/nologin is a name, the image has no such program.

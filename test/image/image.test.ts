@@ -2,17 +2,22 @@
  * The hardened container image: built by scripts/image.mjs, loaded back from its OCI archive into
  * a separate buildah storage, inspected (config, every file of the root file system) and run with
  * `buildah run` (chroot isolation, host network) against a real nginx, as KServe runs it: its
- * configured user, a volume at /mnt/models.
+ * configured user, a volume at /mnt/models. And against a real MIT KDC and the SPNEGO WebHDFS
+ * double, with krb5.conf and the HDFS secret mounted: the image's own kerberos addon and GSSAPI
+ * libraries log in (the KDC on loopback is reachable through the host network).
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { failsWith, type CliResult } from '../helpers/cli.js';
 import { skipWithout } from '../helpers/system.js';
-import { hashTree, randomBytes, tempDir, writeTree, type Tree } from '../helpers/tree.js';
+import { hashOf, hashTree, randomBytes, tempDir, writeTree, type Tree } from '../helpers/tree.js';
+import { startKdc, type Kdc } from '../servers/kdc.js';
 import { startNginx, type NginxServer } from '../servers/nginx.js';
+import { startWebHdfsDouble, type WebHdfsDouble } from '../servers/webhdfs-double.js';
 import { LAYOUT, PACKAGE_VERSION } from './layout.js';
 
 const SHELLS = ['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox'];
@@ -23,6 +28,26 @@ const TREE: Tree = new Map([
   ['model/config.json', Buffer.from('{"architecture":"demo"}')],
 ]);
 const { uid, gid } = LAYOUT.user;
+
+/** What the image carries of the kerberos addon (v7): its package.json, lib/ and the compiled .node. */
+const ADDON_FILES = ['package.json', 'lib/index.js', 'lib/util.js', 'build/Release/kerberos.node'];
+/** The libraries the addon opens with dlopen (ldd does not list them). */
+const ADDON_DLOPENS = ['libgssapi_krb5.so.2', 'libkrb5.so.3', 'libcom_err.so.2'];
+const ADDON_BUILT = existsSync('node_modules/kerberos/build/Release/kerberos.node');
+
+/** Why the image has no Kerberos to test, or false. The addon is an optional dependency, but CI must have it. */
+function skipWithoutAddon(): string | false {
+  if (ADDON_BUILT) return false;
+  const why = 'node_modules/kerberos is not built, so the image has no Kerberos';
+  if (process.env.CI === 'true') throw new Error(`${why}; CI installs libkrb5-dev so that it builds`);
+  return why;
+}
+
+/** The shared objects ldd lists for a file (paths on this machine, which the image copies as they are). */
+function lddPaths(file: string): string[] {
+  return execFileSync('ldd', [file], { encoding: 'utf8' })
+    .split('\n').map((line) => /(\/\S+)\s+\(0x/.exec(line)?.[1]).filter((lib) => lib !== undefined);
+}
 
 function run(command: string, args: readonly string[], timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
@@ -63,9 +88,9 @@ describe('container image (buildah)', { skip: skipWithout('buildah'), timeout: 3
   let config: ImageConfig;
   let nginx: NginxServer | undefined;
 
-  /** Runs the image's entrypoint with `args`, as its configured user, with `volume` at the model dir. */
-  const runImage = (volume: string, args: readonly string[]): Promise<CliResult> =>
-    run('buildah', [...buildah, 'run', '--network', 'host', '--volume', `${volume}:${LAYOUT.modelDir}`, container ?? '', '--', ...(config.Entrypoint ?? []), ...args], 120_000);
+  /** Runs the image's entrypoint with `args`, as its configured user, with `volume` at the model dir (and `options` for buildah run). */
+  const runImage = (volume: string, args: readonly string[], options: readonly string[] = []): Promise<CliResult> =>
+    run('buildah', [...buildah, 'run', '--network', 'host', '--volume', `${volume}:${LAYOUT.modelDir}`, ...options, container ?? '', '--', ...(config.Entrypoint ?? []), ...args], 120_000);
 
   before(async () => {
     work = await tempDir('si-image-');
@@ -120,11 +145,21 @@ describe('container image (buildah)', { skip: skipWithout('buildah'), timeout: 3
     await assert.rejects(lstat(path.join(rootfs, 'bin/sh')), { code: 'ENOENT' });
 
     // Every shared object the entrypoint links, and nothing more.
-    const linked = execFileSync('ldd', [path.join(rootfs, LAYOUT.entrypoint)], { encoding: 'utf8' })
-      .split('\n').map((line) => /(\/\S+)\s+\(0x/.exec(line)?.[1]).filter((lib) => lib !== undefined);
+    const linked = lddPaths(path.join(rootfs, LAYOUT.entrypoint));
     assert.ok(linked.some((lib) => lib.includes('ld-linux')), 'the dynamic loader is among the libraries');
-    const expected = [LAYOUT.entrypoint, LAYOUT.caBundle, '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', ...linked];
-    assert.deepEqual(files.sort(), expected.sort());
+    const expected = new Set([LAYOUT.entrypoint, LAYOUT.caBundle, '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', ...linked]);
+    if (ADDON_BUILT) {
+      // The addon next to the executable, and the GSSAPI libraries it opens where the loader
+      // looks without a cache (libc's directory), with everything they and the addon link.
+      const addon = ADDON_FILES.map((file) => path.posix.join(LAYOUT.kerberosAddon, file));
+      const libDir = path.posix.dirname(linked.find((lib) => /\/libc\.so\.\d+$/.test(lib)) ?? '');
+      const opened = ADDON_DLOPENS.map((soname) => path.posix.join(libDir, soname));
+      for (const file of [...addon, ...opened]) expected.add(file);
+      for (const file of [addon.at(-1) ?? '', ...opened]) {
+        for (const lib of lddPaths(path.join(rootfs, file))) expected.add(lib);
+      }
+    }
+    assert.deepEqual(files.sort(), [...expected].sort());
     for (const file of files) assert.ok((await lstat(path.join(rootfs, file))).isFile(), `${file} is a regular file`);
 
     const passwd = await readFile(path.join(rootfs, 'etc/passwd'), 'utf8');
@@ -161,5 +196,67 @@ describe('container image (buildah)', { skip: skipWithout('buildah'), timeout: 3
     await chmod(volume, 0o755); // root's, as an unprepared hostPath or PVC is
     const result = await runImage(volume, [`${nginx?.httpUrl ?? ''}/model.bin`, LAYOUT.modelDir]);
     failsWith(result, /make the destination writable by UID 65532 \(chown -R 65532:65532 \/mnt\/models\)/);
+  });
+
+  // After the file list: buildah run makes the mount points below in the container's root file system.
+  describe('WebHDFS with Kerberos', { skip: skipWithout('krb5kdc') || skipWithout('kadmin.local') || skipWithoutAddon() }, () => {
+    const HDFS_ROOT = '/user/kserve';
+    const KERBEROS_TREE: Tree = new Map([
+      ['models/iris/model.bin', randomBytes(200_000, 23)],
+      ['models/iris/config.json', Buffer.from('{"framework":"sklearn"}')],
+      ['models/iris/sub dir/ünï.txt', Buffer.from('nested\n')],
+    ]);
+    let kdc: Kdc | undefined;
+    let hdfs: WebHdfsDouble | undefined;
+    let secretDir: string;
+
+    before(async () => {
+      kdc = await startKdc();
+      await kdc.addPrincipal('HTTP/localhost');
+      await kdc.addPrincipal('kserve');
+      // As real KDCs do: the login must prove the key first (encrypted timestamp, built into libkrb5).
+      execFileSync('kadmin.local', ['-r', kdc.realm, '-q', 'modprinc +requires_preauth kserve'], { env: { ...process.env, ...kdc.env }, stdio: 'ignore' });
+      const serviceKeytab = await kdc.exportKeytab('HTTP/localhost', 'http.keytab');
+      const userKeytab = await readFile(await kdc.exportKeytab('kserve', 'kserve.keytab'));
+      hdfs = await startWebHdfsDouble({ spnego: { keytabFile: serviceKeytab, krb5Config: kdc.krb5Config } });
+      hdfs.mkdir(HDFS_ROOT, { owner: 'kserve', permission: '700' });
+      for (const [key, content] of KERBEROS_TREE) hdfs.putFile(`${HDFS_ROOT}/${key}`, content, { owner: 'kserve', permission: '600' });
+      // The hdfscreds secret as KServe mounts it: one file per key, the keytab binary; readable by 65532.
+      secretDir = path.join(work.dir, 'hdfscreds');
+      await mkdir(secretDir);
+      const secrets: Record<string, string | Buffer> = {
+        HDFS_NAMENODE: `${hdfs.standbyUrl};${hdfs.activeUrl}`,
+        HDFS_ROOTPATH: HDFS_ROOT,
+        KERBEROS_PRINCIPAL: 'kserve@TEST.REALM',
+        KERBEROS_KEYTAB: userKeytab,
+      };
+      for (const [key, value] of Object.entries(secrets)) await writeFile(path.join(secretDir, key), value, { mode: 0o644 });
+    });
+
+    after(async () => {
+      await hdfs?.stop();
+      await kdc?.stop();
+    });
+
+    it('downloads a tree byte-identical over SPNEGO as UID 65532, with krb5.conf and the HDFS secret mounted', async () => {
+      const volume = path.join(work.dir, 'volume-kerberos');
+      await mkdir(volume);
+      await chown(volume, uid, gid);
+      const requestsBefore = hdfs?.requests.length ?? 0;
+      const result = await runImage(volume, ['hdfs://models/iris', LAYOUT.modelDir], [
+        '--volume', `${kdc?.krb5Config ?? ''}:/etc/krb5/krb5.conf:ro`,
+        '--volume', `${secretDir}:/var/secrets/kserve-hdfscreds:ro`,
+        '--env', 'KRB5_CONFIG=/etc/krb5/krb5.conf',
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      const want = hashOf(new Map([...KERBEROS_TREE].map(([key, content]) => [key.slice('models/iris/'.length), content])));
+      assert.deepEqual(await hashTree(volume), want);
+      for (const file of ['model.bin', 'sub dir', 'sub dir/ünï.txt']) {
+        const stat = await lstat(path.join(volume, file));
+        assert.deepEqual([stat.uid, stat.gid], [uid, gid], `${file} is written by the image's user`);
+      }
+      const namenode = (hdfs?.requests.slice(requestsBefore) ?? []).filter((r) => r.server !== 'dn');
+      assert.ok(namenode.length > 0 && namenode.every((r) => r.authUser === 'kserve'), 'every namenode request authenticated with Kerberos as kserve');
+    });
   });
 });

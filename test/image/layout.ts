@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 export interface ImageLayout {
   readonly name: string;
   readonly entrypoint: string;
+  /** Where the native `kerberos` addon goes: the executable requires it from its own directory. */
+  readonly kerberosAddon: string;
   readonly user: { readonly name: string; readonly uid: number; readonly gid: number; readonly home: string };
   readonly workdir: string;
   readonly modelDir: string;
