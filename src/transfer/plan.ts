@@ -32,6 +32,11 @@ export interface PlanOptions {
   ignore: readonly string[];
 }
 
+/** 'a/b/c' -> 'a/b'; 'a' -> ''. */
+function parentOf(relativePath: string): string {
+  return relativePath.slice(0, Math.max(relativePath.lastIndexOf('/'), 0));
+}
+
 function baseName(key: string): string {
   const trimmed = key.replace(/\/+$/, '');
   return trimmed.slice(trimmed.lastIndexOf('/') + 1);
@@ -80,17 +85,19 @@ export function planDownloads(source: Pick<ObjectSource, 'prefix' | 'displayUri'
     if (Buffer.byteLength(segments[segments.length - 1] ?? '') > MAX_NAME_BYTES) {
       throw invalidInput(`refusing object key ${JSON.stringify(object.key.slice(0, 200))}: its file name is longer than ${MAX_NAME_BYTES} bytes (255 less the "${PART_SUFFIX}" suffix of a download in progress)`);
     }
-    if (filePaths.has(normalized)) throw invalidInput(`refusing object key ${JSON.stringify(object.key)}: another key maps to the same file ${normalized}`);
+    if (filePaths.has(normalized)) throw invalidInput(`refusing object key ${JSON.stringify(object.key)}: another key maps to the same file ${JSON.stringify(normalized)}`);
     filePaths.add(normalized);
-    for (let i = 1; i < segments.length; i++) dirPaths.add(segments.slice(0, i).join('/'));
+    // Ancestors from the deepest up, stopping at one already known (its own ancestors are too): one
+    // lookup per file in the usual case, where joining every prefix cost O(depth^2) per file.
+    for (let dir = parentOf(normalized); dir !== '' && !dirPaths.has(dir); dir = parentOf(dir)) dirPaths.add(dir);
     files.push({ object, relativePath: normalized, segments, localPath: resolveInside(options.dest, segments) });
     totalBytes += object.size ?? 0;
   }
   for (const path of filePaths) {
-    if (dirPaths.has(path)) throw invalidInput(`refusing object key for ${path}: it is both a file and a directory in the listing`);
+    if (dirPaths.has(path)) throw invalidInput(`refusing object key for ${JSON.stringify(path)}: it is both a file and a directory in the listing`);
     // `x.part` beside `x` would be overwritten by, or published over, the download of `x`.
     const suffix = TEMP_SUFFIXES.find((s) => path.endsWith(s) && filePaths.has(path.slice(0, -s.length)));
-    if (suffix !== undefined) throw invalidInput(`refusing object key for ${path}: it is the name of the temporary file of ${path.slice(0, -suffix.length)}, which is also in the listing`);
+    if (suffix !== undefined) throw invalidInput(`refusing object key for ${JSON.stringify(path)}: it is the name of the temporary file of ${JSON.stringify(path.slice(0, -suffix.length))}, which is also in the listing`);
   }
   return { files, singleObject: exact !== undefined, totalBytes };
 }
