@@ -1,11 +1,15 @@
 /**
  * deploy/Dockerfile cannot be built where the tests run (no Docker engine), so it is held to the
  * layout scripts/image.mjs builds with buildah: same entrypoint path, user, model directory,
- * environment and labels, all from deploy/image-layout.json.
+ * environment and labels, all from deploy/image-layout.json, and the same Kerberos: the addon's
+ * files, and every GSSAPI library the addon opens or they link (ldd on this machine, Debian bookworm
+ * as the build stage) that distroless cc lacks.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { ADDON_DLOPENS, ADDON_FILES, libcDir, lddPaths } from './kerberos.js';
 import { LAYOUT, PACKAGE_VERSION } from './layout.js';
 
 interface Instruction {
@@ -58,6 +62,9 @@ const build = instructions.filter((i) => i.stage === 0);
 const all = (keyword: string, list = runtime): string[] => list.filter((i) => i.keyword === keyword).map((i) => i.args);
 const merged = (keyword: string): Map<string, string> => new Map(all(keyword).flatMap((args) => [...pairs(args)]));
 
+/** What distroless cc already has: glibc (libresolv included), libgcc_s and libstdc++. */
+const IN_DISTROLESS_CC = /^(?:ld-linux[\w.-]*\.so\.\d+|lib(?:c|m|dl|pthread|resolv|rt)\.so\.\d+|libgcc_s\.so\.1|libstdc\+\+\.so\.6)$/;
+
 describe('deploy/Dockerfile', () => {
   it('builds the single executable on Node and runs it on distroless cc as nonroot', () => {
     assert.match(all('FROM', build)[0] ?? '', /^node:(20|22)-bookworm AS build$/);
@@ -75,6 +82,26 @@ describe('deploy/Dockerfile', () => {
     assert.equal(all('USER').at(-1), `${LAYOUT.user.uid}:${LAYOUT.user.gid}`);
     assert.equal(all('WORKDIR').at(-1), LAYOUT.workdir);
     assert.deepEqual(Object.fromEntries(merged('ENV')), LAYOUT.env);
+  });
+
+  it('carries the kerberos addon next to the executable, as much of it as the buildah image', () => {
+    assert.ok(all('COPY').includes(`--from=build /layout/kerberos ${LAYOUT.kerberosAddon}`), all('COPY').join('\n'));
+    const runs = all('RUN', build).join(' && ');
+    // package.json and lib/ copied whole, the .node by itself: together what ADDON_FILES lists.
+    assert.match(runs, /cp -R node_modules\/kerberos\/package\.json node_modules\/kerberos\/lib \/layout\/kerberos\/ /);
+    assert.match(runs, /cp node_modules\/kerberos\/build\/Release\/kerberos\.node \/layout\/kerberos\/build\/Release\/ /);
+    assert.deepEqual(ADDON_FILES.filter((f) => !f.startsWith('lib/') && f !== 'package.json'), ['build/Release/kerberos.node']);
+  });
+
+  it('carries every GSSAPI library the addon needs that distroless cc lacks, into the multiarch directory', () => {
+    const dir = libcDir(lddPaths(process.execPath));
+    const opened = ADDON_DLOPENS.map((soname) => path.posix.join(dir, soname));
+    const needed = new Set([...opened, ...opened.flatMap(lddPaths)].map((lib) => path.posix.basename(lib)).filter((name) => !IN_DISTROLESS_CC.test(name)));
+    const loop = /for lib in ([^;]+); do cp -L "\/usr\/lib\/\$multiarch\/\$lib" "\/layout\/gssapi\/usr\/lib\/\$multiarch\/"/.exec(all('RUN', build).join(' && '));
+    assert.ok(loop, 'the build stage copies the GSSAPI libraries in one loop');
+    assert.deepEqual((loop[1] ?? '').trim().split(/\s+/).sort(), [...needed].sort());
+    assert.match(all('RUN', build).join(' && '), /multiarch="\$\(gcc -print-multiarch\)"/);
+    assert.ok(all('COPY').includes('--from=build /layout/gssapi/ /'), all('COPY').join('\n'));
   });
 
   it('carries the same OCI labels, its version following package.json', () => {

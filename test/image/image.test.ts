@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +17,7 @@ import { hashOf, hashTree, randomBytes, tempDir, writeTree, type Tree } from '..
 import { startKdc, type Kdc } from '../servers/kdc.js';
 import { startNginx, type NginxServer } from '../servers/nginx.js';
 import { startWebHdfsDouble, type WebHdfsDouble } from '../servers/webhdfs-double.js';
+import { ADDON_BUILT, ADDON_DLOPENS, ADDON_FILES, libcDir, lddPaths } from './kerberos.js';
 import { LAYOUT, PACKAGE_VERSION } from './layout.js';
 
 const SHELLS = ['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox'];
@@ -29,24 +29,12 @@ const TREE: Tree = new Map([
 ]);
 const { uid, gid } = LAYOUT.user;
 
-/** What the image carries of the kerberos addon (v7): its package.json, lib/ and the compiled .node. */
-const ADDON_FILES = ['package.json', 'lib/index.js', 'lib/util.js', 'build/Release/kerberos.node'];
-/** The libraries the addon opens with dlopen (ldd does not list them). */
-const ADDON_DLOPENS = ['libgssapi_krb5.so.2', 'libkrb5.so.3', 'libcom_err.so.2'];
-const ADDON_BUILT = existsSync('node_modules/kerberos/build/Release/kerberos.node');
-
 /** Why the image has no Kerberos to test, or false. The addon is an optional dependency, but CI must have it. */
 function skipWithoutAddon(): string | false {
   if (ADDON_BUILT) return false;
   const why = 'node_modules/kerberos is not built, so the image has no Kerberos';
   if (process.env.CI === 'true') throw new Error(`${why}; CI installs libkrb5-dev so that it builds`);
   return why;
-}
-
-/** The shared objects ldd lists for a file (paths on this machine, which the image copies as they are). */
-function lddPaths(file: string): string[] {
-  return execFileSync('ldd', [file], { encoding: 'utf8' })
-    .split('\n').map((line) => /(\/\S+)\s+\(0x/.exec(line)?.[1]).filter((lib) => lib !== undefined);
 }
 
 function run(command: string, args: readonly string[], timeoutMs: number): Promise<CliResult> {
@@ -152,8 +140,7 @@ describe('container image (buildah)', { skip: skipWithout('buildah'), timeout: 3
       // The addon next to the executable, and the GSSAPI libraries it opens where the loader
       // looks without a cache (libc's directory), with everything they and the addon link.
       const addon = ADDON_FILES.map((file) => path.posix.join(LAYOUT.kerberosAddon, file));
-      const libDir = path.posix.dirname(linked.find((lib) => /\/libc\.so\.\d+$/.test(lib)) ?? '');
-      const opened = ADDON_DLOPENS.map((soname) => path.posix.join(libDir, soname));
+      const opened = ADDON_DLOPENS.map((soname) => path.posix.join(libcDir(linked), soname));
       for (const file of [...addon, ...opened]) expected.add(file);
       for (const file of [addon.at(-1) ?? '', ...opened]) {
         for (const lib of lddPaths(path.join(rootfs, file))) expected.add(lib);
