@@ -50,9 +50,14 @@ export async function fetchKeyFromCdh(req: CdhRequest): Promise<Buffer> {
   const dispatcher = createDispatcher({ net: { ...req.net, httpProxy: undefined, httpsProxy: undefined } });
   try {
     return await withRetry('the key request to the Confidential Data Hub', req.maxAttempts, signal, log, async () => {
-      const attempt = AbortSignal.any([signal, AbortSignal.timeout(req.readTimeoutMs)]);
+      // A timer of our own, not AbortSignal.timeout: a timeout signal held only by AbortSignal.any
+      // may be garbage-collected before it fires, and the request would then wait forever.
+      const attempt = new AbortController();
+      const timer = setTimeout(() => { attempt.abort(); }, req.readTimeoutMs);
+      const onAbort = (): void => { attempt.abort(); };
+      signal.addEventListener('abort', onAbort, { once: true });
       try {
-        const response = await httpRequest(dispatcher, url, { signal: attempt }, 'Confidential Data Hub', shown);
+        const response = await httpRequest(dispatcher, url, { signal: attempt.signal }, 'Confidential Data Hub', shown);
         if (response.statusCode !== 200) {
           discardBody(response.body);
           const retryable = response.statusCode >= 500 || response.statusCode === 429;
@@ -65,13 +70,16 @@ export async function fetchKeyFromCdh(req: CdhRequest): Promise<Buffer> {
         return key;
       } catch (err) {
         if (signal.aborted) throw cancelled(signal);
-        if (attempt.aborted) {
+        if (attempt.signal.aborted) { // not by the run's signal (checked above): the timer
           throw new StorageError('Network', `the Confidential Data Hub at ${shown} did not answer within ${req.readTimeoutMs / 1000} s (CDH_ADDR=${confidential.cdhAddr}); raise STORAGE_INITIALIZER_READ_TIMEOUT if attestation is slow`, { retryable: true });
         }
         if (err instanceof StorageError && err.kind === 'Network' && /connection to/.test(err.message)) {
           throw new StorageError('Network', `cannot reach the Confidential Data Hub for the model key at ${shown}: ${describeError(err.cause)}; check CDH_ADDR (${confidential.cdhAddr}) and that the CDH runs in this pod`, { retryable: err.retryable, cause: err.cause });
         }
         throw err;
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
       }
     });
   } finally {

@@ -6,8 +6,8 @@
  *   CONFIDENTIAL_ENABLED          true/false (default false)
  *   CONFIDENTIAL_RESOURCE_ID      kbs:///<repo>/<type>/<tag>, the key's KBS resource (needed when enabled)
  *   CDH_ADDR                      the CDH's HTTP API; default http://127.0.0.1:8006
- *   STORAGE_INITIALIZER_JWE_MAX_BYTES   ours: the largest JWE file decrypted (default 96MiB; see
- *                                 finish/confidential.ts for why decryption needs about 8x a file's size in memory)
+ *   STORAGE_INITIALIZER_JWE_MAX_BYTES   ours: the largest JWE file decrypted (default 64MiB; see
+ *                                 finish/confidential.ts for why decryption needs about 9x a file's size in memory)
  *
  * Only validated when enabled: a run that does not decrypt never fails on these.
  */
@@ -17,7 +17,7 @@ import { parseBoolean, parseBytes } from './values.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 export const CDH_DEFAULT_ADDR = 'http://127.0.0.1:8006';
-export const JWE_DEFAULT_MAX_BYTES = 96 * 2 ** 20;
+export const JWE_DEFAULT_MAX_BYTES = 64 * 2 ** 20;
 
 export interface KbsResource {
   /** As given, for messages (it names a key, it is not one). */

@@ -8,6 +8,8 @@
  *   anything else under GET                 404
  *   other methods                           405
  *
+ * `hang = true` makes it accept requests and never answer (a CDH stuck in attestation).
+ *
  * Resource names are matched after percent-decoding each segment, as the real server's router does.
  */
 import { createServer, type Server } from 'node:http';
@@ -19,6 +21,8 @@ export interface CdhDouble {
   readonly port: number;
   /** Paths of the requests received, in order. */
   readonly requests: string[];
+  /** Accept requests but never answer them. */
+  hang: boolean;
   /** Stores (or replaces) the bytes of `repo/type/tag`. */
   setResource(id: string, bytes: Uint8Array | string): void;
   stop(): Promise<void>;
@@ -33,6 +37,7 @@ export async function startCdhDouble(resources: Record<string, Uint8Array | stri
   const server: Server = createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://cdh').pathname;
     requests.push(pathname);
+    if (double.hang) return;
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
@@ -57,7 +62,7 @@ export async function startCdhDouble(resources: Record<string, Uint8Array | stri
     server.listen({ host: '127.0.0.1', port: 0 }, () => { resolve(); });
   });
   const { port } = server.address() as AddressInfo;
-  return {
+  const double: CdhDouble = {
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
@@ -66,5 +71,7 @@ export async function startCdhDouble(resources: Record<string, Uint8Array | stri
       server.closeAllConnections();
       server.close(() => { resolve(); });
     }),
+    hang: false,
   };
+  return double;
 }

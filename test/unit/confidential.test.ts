@@ -264,4 +264,16 @@ describe('decrypting a destination', () => {
     await assert.rejects(down.run(), rejectsWith(/^cannot reach the Confidential Data Hub for the model key at http:\/\/127\.0\.0\.1:\d+\/cdh\/resource\/default\/model-key\/v1-\d+: .*ECONNREFUSED.*check CDH_ADDR/));
     assert.deepEqual(await names(down.dest), ['m.jwe']);
   });
+
+  it('gives up on a CDH that never answers after the read timeout', async () => {
+    const key = cryptoRandomBytes(32);
+    const { dest, run } = await setup({ 'm.jwe': await encrypt(PLAINTEXT, key, 'dir') }, key, { STORAGE_INITIALIZER_READ_TIMEOUT: '0.5' });
+    cdh.hang = true;
+    try {
+      await assert.rejects(run(), rejectsWith(/^the Confidential Data Hub at http:\/\/127\.0\.0\.1:\d+\/cdh\/resource\/.* did not answer within 0\.5 s .*STORAGE_INITIALIZER_READ_TIMEOUT/));
+    } finally {
+      cdh.hang = false;
+    }
+    assert.deepEqual(await names(dest), ['m.jwe']);
+  });
 });
