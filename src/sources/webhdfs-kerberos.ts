@@ -98,7 +98,17 @@ function loadKerberosModule(): KerberosModule {
   try {
     return createRequire(import.meta.url)('kerberos') as KerberosModule;
   } catch (err) {
-    const why = describeError(err).split('\n')[0] ?? '';
+    // The module tries its Release build, then its Debug build, and reports only the second
+    // failure; the Release build's own error names what is really missing (a GSSAPI library).
+    let cause: unknown = err;
+    if (/build\/Debug\/kerberos\.node/.test(describeError(err))) {
+      try {
+        createRequire(import.meta.url)('kerberos/build/Release/kerberos.node');
+      } catch (real) {
+        cause = real;
+      }
+    }
+    const why = describeError(cause).split('\n')[0] ?? '';
     throw new StorageError('Unsupported', `WebHDFS with Kerberos needs the optional "kerberos" Node module and the system GSSAPI library (libgssapi-krb5-2 on Debian/Ubuntu, krb5-libs on RHEL), which cannot be loaded here (${why}). Install them, or remove KERBEROS_PRINCIPAL and KERBEROS_KEYTAB to use simple authentication (USER_PROXY).`);
   }
 }
