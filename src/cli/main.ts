@@ -7,6 +7,7 @@ import { describeError, StorageError } from '../errors.js';
 import { initialize } from '../initialize.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings } from '../settings/settings.js';
+import { timeoutAdvice } from '../sources/timeouts.js';
 import { formatBytes } from '../transfer/progress.js';
 import { redactUri } from '../uri/redact.js';
 import { parseCommandLine } from './args.js';
@@ -29,6 +30,7 @@ function routeWarningsTo(log: Logger): void {
 
 async function main(argv: readonly string[]): Promise<number> {
   let log = fallbackLogger();
+  let timeouts = { connectTimeoutMs: 0, readTimeoutMs: 0 };
   let interruptedBy: string | undefined;
   let deadlineTimer: NodeJS.Timeout | undefined;
   let deadlineExceeded: StorageError | undefined;
@@ -44,6 +46,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const settings = loadSettings(process.env, command.flags);
     log = createLogger({ ...settings.log, secrets: settings.secrets });
+    timeouts = settings.net;
     routeWarningsTo(log);
     const shownArgs = command.pairs.map((p) => `${redactUri(p.uri)} ${p.dest}`).join(' ');
     log.info(`Initializing, args: ${shownArgs}`);
@@ -75,7 +78,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (err) {
     // Whatever a backend made of the abort ("clone cancelled"), the cause to report is the deadline.
-    log.error(describeError(interruptedBy === undefined ? deadlineExceeded ?? err : err));
+    const failure = interruptedBy === undefined ? deadlineExceeded ?? err : err;
+    const message = describeError(failure);
+    log.error(message + timeoutAdvice(failure, message, timeouts));
     return interruptedBy === undefined ? 1 : (SIGNAL_EXIT[interruptedBy] ?? 1);
   } finally {
     clearTimeout(deadlineTimer);

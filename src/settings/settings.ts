@@ -48,6 +48,8 @@ export interface TransferSettings {
 
 export interface NetSettings {
   connectTimeoutMs: number;
+  /** How long a response may go without a byte, headers or body (the transfer's idle timeout too). */
+  readTimeoutMs: number;
   /** PEM files trusted in addition to the system roots (KServe's CA bundle ConfigMap). */
   caFiles: string[];
   httpProxy: string | undefined;
@@ -183,6 +185,7 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
   const [formatOrigin, format] = flagOrEnv(flags.logFormat, '--log-format', 'STORAGE_INITIALIZER_LOG_FORMAT');
   const [localOrigin, localMode] = flagOrEnv(flags.localMode, '--local-mode', 'STORAGE_INITIALIZER_LOCAL_MODE');
   const [deadlineOrigin, deadline] = flagOrEnv(flags.deadline, '--deadline', 'STORAGE_INITIALIZER_DEADLINE');
+  const readTimeoutMs = parseSeconds('STORAGE_INITIALIZER_READ_TIMEOUT', env.STORAGE_INITIALIZER_READ_TIMEOUT, 30_000);
 
   return {
     log: {
@@ -193,12 +196,13 @@ export function loadSettings(env: Env, flags: Flags = {}): Settings {
       concurrency: parseInteger(concurrencyOrigin, concurrency, 8, 1, 256),
       partSize: parseBytes(partOrigin, partSize, 16 * MiB, 64 * 1024, 4 * 2 ** 30),
       maxAttempts: parseInteger(attemptsOrigin, attempts, 5, 1, 100),
-      idleTimeoutMs: parseSeconds('STORAGE_INITIALIZER_READ_TIMEOUT', env.STORAGE_INITIALIZER_READ_TIMEOUT, 30_000),
+      idleTimeoutMs: readTimeoutMs,
       progressIntervalMs: parseSeconds('STORAGE_INITIALIZER_PROGRESS_INTERVAL', env.STORAGE_INITIALIZER_PROGRESS_INTERVAL, 5_000),
       progressBar: flags.progress ?? true,
     },
     net: {
       connectTimeoutMs: parseSeconds('STORAGE_INITIALIZER_CONNECT_TIMEOUT', env.STORAGE_INITIALIZER_CONNECT_TIMEOUT, 15_000),
+      readTimeoutMs,
       caFiles: first(env, 'CA_BUNDLE_CONFIGMAP_NAME') === undefined ? [] : [`${caMount.replace(/\/+$/, '')}/cabundle.crt`],
       httpProxy: first(env, 'HTTP_PROXY', 'http_proxy'),
       httpsProxy: first(env, 'HTTPS_PROXY', 'https_proxy'),

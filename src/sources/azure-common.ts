@@ -8,9 +8,12 @@ import { errorCode, isRetryable, network, StorageError } from '../errors.js';
 import { statusError } from '../net/http-status.js';
 import type { AzureSettings } from '../settings/azure.js';
 import type { RequestPolicyFactory } from '@azure/storage-blob';
+import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
 import { loadCaCertificates } from '../net/tls.js';
 import type { Settings } from '../settings/settings.js';
+import { applySocketTimeouts } from './timeouts.js';
 
 export type AzureAuth =
   | { kind: 'token'; credential: TokenCredential; describe: string }
@@ -82,18 +85,30 @@ export const SDK_OPTIONS = {
   userAgentOptions: { userAgentPrefix: 'kserve-storage-initializer' },
 } as const;
 
+/** An agent whose sockets end on our connect and idle-read timeouts. */
+function timedAgent<A extends HttpAgent>(agent: A, settings: Settings): A {
+  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket;
+  agent.createConnection = (...args: unknown[]): Socket => {
+    const socket = create(...args);
+    applySocketTimeouts(socket, settings.net.connectTimeoutMs, settings.transfer.idleTimeoutMs);
+    return socket;
+  };
+  return agent;
+}
+
 /**
- * KServe's CA bundle for the Azure SDKs, which take no TLS options: one more request policy in
- * the client's pipeline hands every request an agent that trusts it.
+ * KServe's CA bundle and our timeouts for the Azure SDKs, which take no TLS options and by default
+ * wait forever for a server that accepted and went silent: one more request policy in the
+ * client's pipeline hands every request an agent that trusts the bundle and times out.
  */
 export function withKServeTrust<P extends { factories: RequestPolicyFactory[] }>(pipeline: P, settings: Settings): P {
   const ca = loadCaCertificates(settings.net.caFiles);
-  if (ca === undefined) return pipeline;
-  const agent = new HttpsAgent({ keepAlive: true, ca });
+  const https = timedAgent(new HttpsAgent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) }), settings);
+  const http = timedAgent(new HttpAgent({ keepAlive: true }), settings);
   pipeline.factories.push({
     create: (next) => ({
       sendRequest: (request) => {
-        request.agent ??= agent;
+        request.agent ??= request.url.startsWith('https:') ? https : http;
         return next.sendRequest(request);
       },
     }),

@@ -15,6 +15,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git
 import { connect, type Socket } from 'node:net';
 import { describeError, isRetryable, StorageError } from '../errors.js';
 import { collectBody } from './git-http.js';
+import { applySocketTimeouts } from './timeouts.js';
 
 export const GIT_DAEMON_PORT = 9418;
 const MAX_ADVERTISEMENT_BYTES = 64 * 2 ** 20;
@@ -75,20 +76,17 @@ interface DaemonOptions {
 
 function open(options: DaemonOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: options.host, port: options.port, timeout: options.connectTimeoutMs });
+    const socket = connect({ host: options.host, port: options.port });
+    applySocketTimeouts(socket, options.connectTimeoutMs, options.idleTimeoutMs);
     const onAbort = (): void => { socket.destroy(new Error('cancelled')); };
     options.signal.addEventListener('abort', onAbort, { once: true });
     socket.once('close', () => { options.signal.removeEventListener('abort', onAbort); });
-    socket.once('timeout', () => { socket.destroy(Object.assign(new Error('connection timed out'), { code: 'ETIMEDOUT' })); });
     socket.once('error', (err) => {
       reject(new StorageError('Network', `Git daemon connection to ${options.displayUri} failed: ${describeError(err)}`, {
         retryable: isRetryable(err), cause: err,
       }));
     });
-    socket.once('connect', () => {
-      socket.setTimeout(options.idleTimeoutMs);
-      resolve(socket);
-    });
+    socket.once('connect', () => { resolve(socket); });
   });
 }
 

@@ -1,6 +1,8 @@
 /** AWS SDK failures to our typed errors, worded for an operator reading one log line. */
 import { describeError, isRetryable, StorageError } from '../errors.js';
 import { retryAfterMs } from '../net/http-status.js';
+import type { S3Settings } from '../settings/settings.js';
+import { connectTimeoutText, readTimeoutText } from './timeouts.js';
 
 interface SdkError {
   name?: string;
@@ -13,7 +15,17 @@ interface SdkError {
 
 const AUTH_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'AuthorizationHeaderMalformed']);
 
-export function s3Error(err: unknown, what: string): unknown {
+/** The SDK's request handler names its own option; an operator needs our variable instead. */
+function timeoutDetail(e: SdkError, timeouts: S3Timeouts | undefined): string | undefined {
+  if (e.name !== 'TimeoutError' || timeouts === undefined) return undefined;
+  return /establish a connection/.test(e.message ?? '')
+    ? connectTimeoutText(timeouts.connectTimeoutMs, 'S3_CONNECT_TIMEOUT')
+    : readTimeoutText(timeouts.readTimeoutMs, 'S3_READ_TIMEOUT');
+}
+
+export type S3Timeouts = Pick<S3Settings, 'connectTimeoutMs' | 'readTimeoutMs'>;
+
+export function s3Error(err: unknown, what: string, timeouts?: S3Timeouts): unknown {
   if (err instanceof StorageError || typeof err !== 'object' || err === null) return err;
   const e = err as SdkError;
   const code = e.Code ?? e.name ?? 'Error';
@@ -30,7 +42,7 @@ export function s3Error(err: unknown, what: string): unknown {
   if (code === 'NoSuchBucket') return new StorageError('NotFound', `S3 bucket not found for ${what} (NoSuchBucket).`, { cause: err });
   if (code === 'NoSuchKey' || status === 404) return new StorageError('NotFound', `S3 resource not found at ${what} (${code}).`, { cause: err });
   const retryable = status === undefined ? isRetryable(err) || e.$retryable !== undefined : status === 408 || status === 429 || status >= 500;
-  const detail = status === undefined ? describeError(err) : `${code}, HTTP status ${status}`;
+  const detail = status === undefined ? timeoutDetail(e, timeouts) ?? describeError(err) : `${code}, HTTP status ${status}`;
   return new StorageError('Network', `S3 request for ${what} failed: ${detail}`, {
     retryable,
     retryAfterMs: retryAfterMs(e.$response?.headers?.['retry-after']),

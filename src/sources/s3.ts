@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Settings } from '../settings/settings.js';
 import { base64ToHex } from '../transfer/checksum.js';
 import { createS3Client } from './s3-client.js';
-import { s3Error } from './s3-errors.js';
+import { s3Error, type S3Timeouts } from './s3-errors.js';
 import type { ByteRange, Checksum, ObjectSource, RemoteObject } from './types.js';
 
 const MD5_ETAG = /^"?([0-9a-f]{32})"?$/i;
@@ -36,6 +36,7 @@ export class S3Source implements ObjectSource {
   readonly capabilities = { ranges: true };
   private readonly bucket: string;
   private readonly client: S3Client;
+  private readonly timeouts: S3Timeouts;
   /** Objects whose checksum is their ETag: an MD5 only for unencrypted or SSE-S3 objects. */
   private readonly etagChecksums = new WeakSet<RemoteObject>();
 
@@ -44,6 +45,7 @@ export class S3Source implements ObjectSource {
     this.prefix = key.replace(/\/+$/, '');
     this.displayUri = `s3://${bucket}/${key}`;
     this.client = createS3Client(settings);
+    this.timeouts = settings.s3;
   }
 
   async *list(signal: AbortSignal): AsyncIterable<RemoteObject> {
@@ -53,7 +55,7 @@ export class S3Source implements ObjectSource {
       try {
         page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }), { abortSignal: signal });
       } catch (err) {
-        throw s3Error(err, this.displayUri);
+        throw s3Error(err, this.displayUri, this.timeouts);
       }
       for (const entry of page.Contents ?? []) {
         if (entry.Key === undefined) continue;
@@ -76,7 +78,7 @@ export class S3Source implements ObjectSource {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
       return fullObjectChecksum(head);
     } catch (err) {
-      throw s3Error(err, `s3://${this.bucket}/${key}`);
+      throw s3Error(err, `s3://${this.bucket}/${key}`, this.timeouts);
     }
   }
 
@@ -90,7 +92,7 @@ export class S3Source implements ObjectSource {
         IfMatch: obj.version,
       }), { abortSignal: signal });
     } catch (err) {
-      throw s3Error(err, `s3://${this.bucket}/${obj.key}`);
+      throw s3Error(err, `s3://${this.bucket}/${obj.key}`, this.timeouts);
     }
     // SSE-KMS and SSE-C objects have ETags that are not the MD5 of their bytes.
     const encrypted = (output.ServerSideEncryption !== undefined && output.ServerSideEncryption !== 'AES256') || output.SSECustomerAlgorithm !== undefined;
