@@ -161,7 +161,7 @@ describe('hostile HDFS secret directories through loadSettings', () => {
   });
 });
 
-describe('hostile configuration through the CLI', () => {
+describe('hostile configuration through the CLI', { concurrency: 3 }, () => {
   let sandboxes: Awaited<ReturnType<typeof sandboxRoot>>;
   before(async () => { sandboxes = await sandboxRoot('si-hostile-config-cli-'); });
   after(() => sandboxes.dispose());

@@ -138,7 +138,7 @@ describe('random URIs through parseStorageUri (fast-check)', () => {
   });
 });
 
-describe('malformed URIs through the CLI', () => {
+describe('malformed URIs through the CLI', { concurrency: 3 }, () => {
   let sandboxes: Awaited<ReturnType<typeof sandboxRoot>>;
   before(async () => { sandboxes = await sandboxRoot('si-hostile-uris-'); });
   after(() => sandboxes.dispose());
