@@ -28,6 +28,16 @@ function routeWarningsTo(log: Logger): void {
   process.on('warning', (warning) => { log.debug(`warning: ${warning.name}: ${warning.message.split('\n')[0] ?? ''}`); });
 }
 
+/**
+ * The line for a run the deadline stopped. Whatever a backend made of the abort ("clone
+ * cancelled"), the cause is the deadline; the transfer engine's version of it also says how far
+ * the download got ("... exceeded after 1.2 GiB of 4.0 GiB"), so that one is kept.
+ */
+function deadlineFailure(err: unknown, deadline: StorageError): StorageError {
+  const said = err instanceof StorageError && err.message.startsWith(deadline.message) ? err.message : deadline.message;
+  return new StorageError('Cancelled', `${said}; partial files are kept for the next run (raise --deadline or STORAGE_INITIALIZER_DEADLINE)`, { cause: err });
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   let log = fallbackLogger();
   let timeouts = { connectTimeoutMs: 0, readTimeoutMs: 0 };
@@ -63,8 +73,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
     if (settings.deadlineMs > 0) {
       deadlineTimer = setTimeout(() => {
-        deadlineExceeded = new StorageError('Cancelled', `deadline of ${Number((settings.deadlineMs / 1000).toFixed(1))} s exceeded; `
-          + 'partial files are kept for the next run (raise --deadline or STORAGE_INITIALIZER_DEADLINE)');
+        deadlineExceeded = new StorageError('Cancelled', `deadline of ${Number((settings.deadlineMs / 1000).toFixed(1))} s exceeded`);
         controller.abort(deadlineExceeded);
       }, settings.deadlineMs);
     }
@@ -77,8 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
     });
     return 0;
   } catch (err) {
-    // Whatever a backend made of the abort ("clone cancelled"), the cause to report is the deadline.
-    const failure = interruptedBy === undefined ? deadlineExceeded ?? err : err;
+    const failure = interruptedBy === undefined && deadlineExceeded !== undefined ? deadlineFailure(err, deadlineExceeded) : err;
     const message = describeError(failure);
     log.error(message + timeoutAdvice(failure, message, timeouts));
     return interruptedBy === undefined ? 1 : (SIGNAL_EXIT[interruptedBy] ?? 1);
