@@ -34,6 +34,11 @@ export function createLogger(options: LoggerOptions): Logger {
   const threshold = ORDER[options.level];
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
   const scrub = (text: string): string => secrets.reduce((t, s) => t.split(s).join('***'), text);
+  // One record, one line: a control or line-separator character in a key, URL or server message
+  // is shown escaped, so no input can split a record or forge the next one.
+  const oneLine = (text: string): string =>
+    // eslint-disable-next-line no-control-regex -- finding control characters is the point
+    text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
   const write = (level: LogLevel, message: string, fields: LogFields | undefined): void => {
     if (ORDER[level] < threshold) return;
@@ -48,7 +53,7 @@ export function createLogger(options: LoggerOptions): Logger {
         .join('');
       line = `${time} ${level.toUpperCase()} ${message}${extra}`;
     }
-    writeSync(fd, `${scrub(line)}\n`);
+    writeSync(fd, `${oneLine(scrub(line))}\n`);
   };
 
   return {
