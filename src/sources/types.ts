@@ -5,14 +5,17 @@ import type { Settings } from '../settings/settings.js';
 /**
  * Checksum algorithms the engine can verify. `git-sha1` is git's blob hash ("blob <size>\0" +
  * bytes); `crc32` and `crc32c` are the 32-bit values as 8 hex digits, big-endian (as S3 and GCS
- * send them in base64).
+ * send them in base64). `hdfs-md5md5crc32c` / `hdfs-md5md5crc32` are HDFS's MD5-of-block-MD5s of
+ * chunk CRCs, as its serialized form (bytesPerCRC, crcPerBlock, MD5); they need `layout`.
  */
-export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'git-sha1' | 'crc32' | 'crc32c';
+export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'git-sha1' | 'crc32' | 'crc32c' | 'hdfs-md5md5crc32c' | 'hdfs-md5md5crc32';
 
 /** A digest as the backend reports it, always lower-case hex. */
 export interface Checksum {
   algorithm: ChecksumAlgorithm;
   hex: string;
+  /** For digests that depend on how the store cut the bytes up: chunk and block sizes in bytes. */
+  layout?: { bytesPerCrc: number; blockSize: number } | undefined;
 }
 
 /** Half-open byte range [start, end). */
