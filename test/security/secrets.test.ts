@@ -1,8 +1,9 @@
 /**
  * Secrets never reach the output. Every source runs with distinctive credential values at debug
  * log level against its real test server, on the success path and on every failure path an
- * operator meets: wrong credentials, an unreachable host, a missing model, and server errors
- * (from a fault proxy whose 500 pages echo the credentials back, as careless gateways do). No
+ * operator meets: wrong credentials, an unreachable host, a missing model, server errors (from a
+ * fault proxy whose 500 pages echo the credentials back, as careless gateways do), and, where
+ * credentials come as JSON or PEM, a malformed value around a secret. No
  * secret, nor its base64 or percent-encoded form, may appear in stdout, stderr or the error line.
  */
 import assert from 'node:assert/strict';
@@ -64,6 +65,8 @@ interface Target {
   alternatives?: () => Promise<Run[]> | Run[];
   wrongCredentials: () => Promise<Run> | Run;
   notFound: () => Promise<Run> | Run;
+  /** Credentials that cannot be read (broken JSON or PEM around a secret): refused without quoting them. */
+  malformed?: () => Promise<Run> | Run;
 }
 
 const common = {
@@ -119,6 +122,7 @@ describe('secrets never reach the output (every source, every path, debug level)
         return { uri: 's3://bucket/models/iris', env: { ...s3Keys, AWS_ENDPOINT_URL: proxy.url } };
       },
       notFound: () => ({ uri: 's3://no-such-bucket/models', env: { ...s3Keys, AWS_ENDPOINT_URL: fauxqs.endpoint } }),
+      malformed: () => ({ uri: 's3://bucket/models/iris', env: { STORAGE_CONFIG: `{"type": "s3", "secret_access_key": ${S3_SECRET}, "session": "${S3_SESSION}"` } }),
     });
 
     // GCS: a service-account key (its private key is the secret) exchanged for a bearer token.
@@ -145,6 +149,11 @@ describe('secrets never reach the output (every source, every path, debug level)
       at: (base) => ({ uri: 'gs://readers-only/models/iris', env: gcsEnv(base, keyFile) }),
       wrongCredentials: () => ({ uri: 'gs://readers-only/models/iris', env: gcsEnv(gcs.url, forgedFile) }),
       notFound: () => ({ uri: 'gs://no-such-bucket/models', env: gcsEnv(gcs.url, keyFile) }),
+      malformed: async () => {
+        const broken = path.join(work.dir, 'gcs-broken.json');
+        await writeFile(broken, JSON.stringify(key).replace('"private_key":', '"private_key" '));
+        return { uri: 'gs://readers-only/models/iris', env: gcsEnv(gcs.url, broken) };
+      },
     });
 
     // Azure Blob on Azurite: account key, SAS in the URI, connection string.
@@ -212,11 +221,11 @@ describe('secrets never reach the output (every source, every path, debug level)
     const clientKey = await readFile(client.keyFile, 'utf8');
     const clientCert = await readFile(client.certFile, 'utf8');
     let dirs = 0;
-    const secretDir = async (namenode: string, gateway: string): Promise<Record<string, string>> => {
+    const secretDir = async (namenode: string, gateway: string, headers = JSON.stringify({ 'X-Gateway-Token': gateway })): Promise<Record<string, string>> => {
       const dir = path.join(work.dir, 'hdfs-secrets', String(++dirs));
       await mkdir(dir, { recursive: true });
       const values: Record<string, string> = {
-        HDFS_NAMENODE: namenode, HDFS_ROOTPATH: '/user/kserve', USER_PROXY: 'kserve', HEADERS: JSON.stringify({ 'X-Gateway-Token': gateway }),
+        HDFS_NAMENODE: namenode, HDFS_ROOTPATH: '/user/kserve', USER_PROXY: 'kserve', HEADERS: headers,
         TLS_CERT: clientCert, TLS_KEY: clientKey,
       };
       for (const [name, value] of Object.entries(values)) await writeFile(path.join(dir, name), `${value}\n`);
@@ -229,6 +238,7 @@ describe('secrets never reach the output (every source, every path, debug level)
       at: async (base) => ({ uri: 'hdfs://models/iris', env: await secretDir(base, HDFS_GATEWAY) }),
       wrongCredentials: async () => ({ uri: 'hdfs://models/iris', env: await secretDir(hdfs.activeUrl, 'SECRETgw5678wrongGateway') }),
       notFound: async () => ({ uri: 'hdfs://models/no-such-model', env: await secretDir(hdfs.activeUrl, HDFS_GATEWAY) }),
+      malformed: async () => ({ uri: 'hdfs://models/iris', env: await secretDir(hdfs.activeUrl, HDFS_GATEWAY, `{"X-Gateway-Token": ${HDFS_GATEWAY}}`) }),
     });
 
     // Git over HTTP: a password in the URL, or a token in GIT_PASSWORD.
@@ -268,6 +278,12 @@ describe('secrets never reach the output (every source, every path, debug level)
       at: (base) => ociRun(new URL(base).host),
       wrongCredentials: () => ociRun(registry.host, 'SECRETreg5678Wrong'),
       notFound: () => ociRun(registry.host, OCI_PASSWORD, 'private/no-such-model'),
+      malformed: async () => {
+        const run = await ociRun(registry.host);
+        const file = run.env.KSERVE_OCI_DOCKER_CONFIG ?? '';
+        await writeFile(file, `{"auths": {"${registry.host}": {"auth": "${basicForm(OCI_USER, OCI_PASSWORD)}",}}`);
+        return run;
+      },
     });
 
     // HTTP: userinfo in the URL, and <host>-headers (Authorization and a custom header).
@@ -285,6 +301,7 @@ describe('secrets never reach the output (every source, every path, debug level)
       alternatives: () => [{ uri: `${nginx.httpUrl}/bearer/model.bin`, env: { '127.0.0.1-headers': JSON.stringify({ Authorization: `Bearer ${NGINX_BEARER_TOKEN}`, 'X-Api-Key': HTTP_HEADER_SECRET }) } }],
       wrongCredentials: () => ({ uri: httpUri(nginx.httpUrl, 'SECREThttp5678wrong'), env: {} }),
       notFound: () => ({ uri: httpUri(nginx.httpUrl, NGINX_BASIC_PASSWORD, 'auth/no-such-model.bin'), env: {} }),
+      malformed: () => ({ uri: `${nginx.httpUrl}/bearer/model.bin`, env: { '127.0.0.1-headers': `{"Authorization": Bearer ${NGINX_BEARER_TOKEN}, "X-Api-Key": "${HTTP_HEADER_SECRET}"}` } }),
     });
 
     // Server errors: a fault proxy in front of each server answers 500 with a page quoting every secret.
@@ -310,6 +327,8 @@ describe('secrets never reach the output (every source, every path, debug level)
     unreachable: /ECONNREFUSED|connect/i,
     'not-found': /not found|no such|No model|404|does not exist/i,
     'server-error': /500|server error/i,
+    // Refused as unreadable, or (a docker config is optional) ignored and then refused by the server.
+    'malformed-input': /invalid|malformed|not valid|JSON|unauthori|denied|401/i,
   };
 
   async function check(target: Target, pathName: string, run: Run, expectSuccess: boolean): Promise<void> {
@@ -337,7 +356,7 @@ describe('secrets never reach the output (every source, every path, debug level)
     return target;
   };
   for (const source of sources) {
-    it(`${source}: success, wrong credentials, unreachable, not found, server error`, async () => {
+    it(`${source}: success, wrong credentials, unreachable, not found, server error, malformed input`, async () => {
       const target = find(source);
       await check(target, 'success', await target.at(target.upstream()), true);
       for (const alternative of await target.alternatives?.() ?? []) await check(target, 'success', alternative, true);
@@ -347,6 +366,7 @@ describe('secrets never reach the output (every source, every path, debug level)
       const proxy = proxies.get(source);
       assert.ok(proxy !== undefined);
       await check(target, 'server-error', await target.at(proxy.url), false);
+      if (target.malformed !== undefined) await check(target, 'malformed-input', await target.malformed(), false);
     });
   }
 });
