@@ -9,28 +9,30 @@
  * nothing that looks decrypted. The walk never follows a symbolic link (a local source's links
  * point at a shared volume that is not ours to rewrite).
  *
- * Memory: jose decrypts a compact JWE in memory, and on Node 20 the process peaks at about nine
- * times the file's size (the file as a string, jose's base64url decoding copies, WebCrypto's input
- * and output): measured with the CLI, 355 MiB for a 32 MiB JWE file, 647 MiB for 64 MiB, 838 MiB
- * for 96 MiB. Files over `maxFileBytes` (default 64 MiB, leaving room under KServe's 1 GiB limit
- * for the storage clients) are refused with a clear error instead of ending in an out-of-memory kill.
+ * Memory: decryption streams (jwe-stream.ts reads the file in 1 MiB chunks, jwe-content.ts
+ * decrypts chunk by chunk, the plaintext is written as it comes), so a file of any size needs the
+ * same few MiB. For A*CBC-HS* the tag is only checked at the end of the stream and for AES-GCM
+ * by final(): until then the plaintext in `.part` is unauthenticated, and it is renamed into place
+ * only after the check passed.
  */
 import { constants } from 'node:fs';
 import { open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { compactDecrypt } from 'jose';
-import { describeError, errorCode, invalidInput, localIO, StorageError } from '../errors.js';
+import { describeError, integrity, localIO, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Settings } from '../settings/settings.js';
 import { cancelled } from '../transfer/retry.js';
 import { PART_SUFFIX } from '../transfer/file-job.js';
 import { fetchKeyFromCdh } from './jwe-cdh.js';
-import { classifyKey, CONTENT_ENCRYPTION_ALGORITHMS, KEY_MANAGEMENT_ALGORITHMS, keyForHeader, type JweHeader, type KeyMaterial } from './jwe-key.js';
+import { contentKey } from './jwe-cek.js';
+import { contentDecipher } from './jwe-content.js';
+import { checkSupported, parseJweHeader } from './jwe-header.js';
+import { classifyKey, keyForHeader, type KeyMaterial } from './jwe-key.js';
+import { ciphertextChunks, HEAD_MAX, readCompactJwe } from './jwe-stream.js';
 
 const JWE_SUFFIX = /\.jwe$/i;
-/** The first read of a file without the suffix; a header that needs more is read up to HEADER_MAX. */
+/** The first read of a file without the suffix; a header that needs more is read up to HEAD_MAX. */
 const SNIFF_BYTES = 4096;
-const HEADER_MAX = 64 * 1024;
 
 interface JweFile {
   /** Absolute path of the encrypted file. */
@@ -47,24 +49,7 @@ async function readPrefix(handle: FileHandle, length: number): Promise<Buffer> {
   return buffer.subarray(0, bytesRead);
 }
 
-/** The protected header of a compact JWE from its first bytes, or undefined if they are not one. */
-export function parseJweHeader(prefix: Buffer): JweHeader | undefined {
-  const dot = prefix.indexOf(0x2e);
-  if (dot <= 0) return undefined;
-  const encoded = prefix.subarray(0, dot).toString('latin1');
-  if (!/^[A-Za-z0-9_-]+$/.test(encoded)) return undefined;
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof header !== 'object' || header === null) return undefined;
-  const { alg, enc } = header as Record<string, unknown>;
-  return typeof alg === 'string' && typeof enc === 'string' ? { alg, enc } : undefined;
-}
-
-/** Whether a file without the `.jwe` suffix holds a compact JWE; reads at most HEADER_MAX bytes. */
+/** Whether a file without the `.jwe` suffix holds a compact JWE; reads at most HEAD_MAX bytes. */
 async function looksLikeJwe(file: string): Promise<boolean> {
   let handle: FileHandle;
   try {
@@ -75,7 +60,7 @@ async function looksLikeJwe(file: string): Promise<boolean> {
   try {
     let prefix = await readPrefix(handle, SNIFF_BYTES);
     if (prefix.subarray(0, 3).toString('latin1') !== 'eyJ') return false;
-    if (!prefix.includes(0x2e) && prefix.length === SNIFF_BYTES) prefix = await readPrefix(handle, HEADER_MAX);
+    if (!prefix.includes(0x2e) && prefix.length === SNIFF_BYTES) prefix = await readPrefix(handle, HEAD_MAX);
     return parseJweHeader(prefix) !== undefined;
   } finally {
     await handle.close();
@@ -115,69 +100,70 @@ export async function findJweFiles(dest: string, signal: AbortSignal): Promise<J
   return found;
 }
 
-function decryptionError(jwe: JweFile, text: string, err: unknown): StorageError {
-  if (err instanceof StorageError) return new StorageError(err.kind, `cannot decrypt ${jwe.shown}: ${err.message}`, { cause: err });
-  const code = errorCode(err);
-  let reason = err instanceof Error ? err.message : String(err);
-  if (code === 'ERR_JWE_DECRYPTION_FAILED') {
-    reason = 'decryption failed: the key from the Confidential Data Hub is not the one it was encrypted with, or the file was altered';
-  } else if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') {
-    const header = parseJweHeader(Buffer.from(text.slice(0, HEADER_MAX), 'latin1'));
-    const used = header === undefined ? 'an algorithm' : KEY_MANAGEMENT_ALGORITHMS.includes(header.alg) ? `enc ${header.enc}` : `alg ${header.alg}`;
-    reason = `it uses ${used}, which is not supported (supported: alg ${KEY_MANAGEMENT_ALGORITHMS.join(', ')}; enc ${CONTENT_ENCRYPTION_ALGORITHMS.join(', ')})`;
-  } else if (code === 'ERR_JWE_INVALID' || code === 'ERR_JOSE_NOT_SUPPORTED') {
-    reason = `it is not a valid compact JWE (${reason})`;
-  }
-  return new StorageError(code === 'ERR_JWE_DECRYPTION_FAILED' ? 'Integrity' : 'InvalidInput', `cannot decrypt ${jwe.shown}: ${reason}`, { cause: err });
+/** Writes all of `bytes` (a write to a file may be partial). */
+async function writeAll(out: FileHandle, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += (await out.write(bytes, done, bytes.length - done)).bytesWritten;
 }
 
-async function decryptOne(jwe: JweFile, material: KeyMaterial, maxFileBytes: number): Promise<number> {
-  let handle: FileHandle;
+/**
+ * Decrypts one file to `NAME.part` and renames it into place once the tag checked out. Errors of
+ * the JWE itself (format, algorithms, key, tag) are prefixed with the file; LocalIO errors already
+ * name what could not be read or written.
+ */
+async function decryptOne(jwe: JweFile, material: KeyMaterial, signal: AbortSignal): Promise<number> {
+  let input: FileHandle;
   try {
-    handle = await open(jwe.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    input = await open(jwe.file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     throw localIO(`cannot read ${jwe.shown}: ${describeError(err)}`, err);
   }
-  let text: string;
-  let mode: number;
-  try {
-    const stat = await handle.stat();
-    if (stat.size > maxFileBytes) {
-      throw invalidInput(`refusing to decrypt ${jwe.shown}: it is ${stat.size} bytes, over the ${maxFileBytes}-byte limit for JWE files (decryption happens in memory and needs about 9x the file's size; raise STORAGE_INITIALIZER_JWE_MAX_BYTES only with the pod's memory limit)`);
-    }
-    mode = stat.mode & 0o777;
-    text = (await handle.readFile('latin1')).trimEnd(); // tools often end the file with a newline
-  } finally {
-    await handle.close();
-  }
-
-  let plaintext: Uint8Array;
-  try {
-    ({ plaintext } = await compactDecrypt(text, (header) => keyForHeader(material, header), {
-      keyManagementAlgorithms: KEY_MANAGEMENT_ALGORITHMS,
-      contentEncryptionAlgorithms: CONTENT_ENCRYPTION_ALGORITHMS,
-      maxDecompressedLength: maxFileBytes,
-    }));
-  } catch (err) {
-    throw decryptionError(jwe, text, err);
-  }
-
   const part = `${jwe.target}${PART_SUFFIX}`;
+  const written = `the decrypted ${path.basename(jwe.target)} (from ${jwe.shown})`;
+  let out: FileHandle | undefined;
+  let cek: Buffer | undefined;
+  let bytes = 0;
   try {
-    await rm(part, { force: true });
-    const out = await open(part, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    const stat = await input.stat();
+    const compact = await readCompactJwe(input, stat.size, jwe.shown);
+    checkSupported(compact.header);
+    cek = contentKey(compact.header, keyForHeader(material, compact.header), compact.encryptedKey);
+    const decipher = contentDecipher(compact.header.enc, cek, compact.iv, compact.tag, compact.aad);
     try {
-      await out.writeFile(plaintext);
-    } finally {
-      await out.close();
+      await rm(part, { force: true });
+      out = await open(part, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, stat.mode & 0o777);
+    } catch (err) {
+      throw localIO(`cannot write ${written}: ${describeError(err)}`, err);
     }
-    await rename(part, jwe.target);
-    if (jwe.target !== jwe.file) await unlink(jwe.file);
+    const write = async (plaintext: Buffer): Promise<void> => {
+      try {
+        await writeAll(out as FileHandle, plaintext);
+      } catch (err) {
+        throw localIO(`cannot write ${written}: ${describeError(err)}`, err);
+      }
+      bytes += plaintext.length;
+    };
+    for await (const chunk of ciphertextChunks(input, compact, jwe.shown, signal)) await write(decipher.update(chunk));
+    await write(decipher.final()); // throws unless the tag matched: nothing below runs for an altered file
+    try {
+      await out.close();
+      out = undefined;
+      await rename(part, jwe.target);
+      if (jwe.target !== jwe.file) await unlink(jwe.file);
+    } catch (err) {
+      throw localIO(`cannot write ${written}: ${describeError(err)}`, err);
+    }
   } catch (err) {
+    await out?.close().catch(() => undefined);
     await rm(part, { force: true });
-    throw localIO(`cannot write the decrypted ${path.basename(jwe.target)} (from ${jwe.shown}): ${describeError(err)}`, err);
+    if (err instanceof StorageError && (err.kind === 'LocalIO' || err.kind === 'Cancelled')) throw err;
+    if (err instanceof StorageError) throw new StorageError(err.kind, `cannot decrypt ${jwe.shown}: ${err.message}`, { cause: err });
+    // Not expected: every crypto call above maps its failures. Kept free of the raw message, which could come from key parsing.
+    throw integrity(`cannot decrypt ${jwe.shown}: decryption failed (${err instanceof Error ? err.name : 'error'})`);
+  } finally {
+    cek?.fill(0);
+    await input.close();
   }
-  return plaintext.length;
+  return bytes;
 }
 
 export interface DecryptResult {
@@ -207,7 +193,7 @@ export async function decryptModelFiles(dest: string, settings: Settings, log: L
     let bytes = 0;
     for (const jwe of files) {
       if (signal.aborted) throw cancelled(signal);
-      bytes += await decryptOne(jwe, material, confidential.maxFileBytes);
+      bytes += await decryptOne(jwe, material, signal);
       log.debug(`decrypted ${jwe.shown}`);
     }
     log.info(`decrypted ${files.length} files`);

@@ -13,9 +13,13 @@
  *
  * Raw and encoded cannot be confused: an encoding is a third longer than what it encodes, so at
  * most one of them has the needed length. Messages name lengths and forms, never key bytes.
+ *
+ * Asymmetric keys become node:crypto private KeyObjects, checked against the algorithm family here
+ * (RSA for RSA-OAEP*, an EC key on P-256/P-384/P-521 or X25519 for ECDH-ES*).
  */
-import { importPKCS8, type CryptoKey, type JWK } from 'jose';
+import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { invalidInput } from '../errors.js';
+import { CEK_BYTES } from './jwe-content.js';
 
 /** What decryption accepts, in the order RFC 7518 lists them. RSA1_5 and PBES2 are left out on purpose. */
 export const KEY_MANAGEMENT_ALGORITHMS = [
@@ -24,27 +28,29 @@ export const KEY_MANAGEMENT_ALGORITHMS = [
   'ECDH-ES', 'ECDH-ES+A128KW', 'ECDH-ES+A192KW', 'ECDH-ES+A256KW',
 ];
 
-/** Content encryption algorithms with the length of their key in bytes. */
-const ENC_KEY_BYTES: Readonly<Record<string, number>> = {
-  A128GCM: 16, A192GCM: 24, A256GCM: 32, 'A128CBC-HS256': 32, 'A192CBC-HS384': 48, 'A256CBC-HS512': 64,
-};
-export const CONTENT_ENCRYPTION_ALGORITHMS = Object.keys(ENC_KEY_BYTES);
+export const CONTENT_ENCRYPTION_ALGORITHMS = Object.keys(CEK_BYTES);
 
-const WRAP_KEY_BYTES: Readonly<Record<string, number>> = {
+export const WRAP_KEY_BYTES: Readonly<Record<string, number>> = {
   A128KW: 16, A192KW: 24, A256KW: 32, A128GCMKW: 16, A192GCMKW: 24, A256GCMKW: 32,
 };
 
+/** A compact JWE's protected header: alg and enc are checked to be strings, the rest is as parsed. */
 export interface JweHeader {
   alg: string;
   enc: string;
+  readonly [name: string]: unknown;
 }
 
 export type KeyMaterial =
-  | { form: 'jwk'; jwk: JWK }
+  | { form: 'jwk'; jwk: JsonWebKey }
   | { form: 'pem'; pem: string }
   | { form: 'bytes'; raw: Uint8Array; decoded: { bytes: Uint8Array; as: 'base64url' | 'base64' } | undefined };
 
-export type DecryptionKey = CryptoKey | Uint8Array | JWK;
+/** Secret bytes for dir and the AES algorithms, a private key for RSA-OAEP* and ECDH-ES*. */
+export type DecryptionKey = Buffer | KeyObject;
+
+/** The curves ECDH-ES accepts, by node:crypto's names. */
+const ECDH_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 
 function decodeBase64Text(text: string): { bytes: Uint8Array; as: 'base64url' | 'base64' } | undefined {
   if (text.length % 4 === 1) return undefined;
@@ -64,7 +70,7 @@ export function classifyKey(bytes: Uint8Array): KeyMaterial {
       parsed = undefined; // random raw bytes may start with "{"; they fall through to the byte forms
     }
     if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-      const jwk = parsed as JWK;
+      const jwk = parsed as JsonWebKey;
       if (typeof jwk.kty !== 'string') throw invalidInput('the key from the Confidential Data Hub is JSON but not a JWK (it has no "kty")');
       return { form: 'jwk', jwk };
     }
@@ -83,7 +89,7 @@ function familyOf(alg: string): KeyFamily {
 
 /** Bytes a symmetric key must have for this header; undefined for the asymmetric algorithms. */
 export function symmetricKeyBytes(header: JweHeader): number | undefined {
-  if (header.alg === 'dir') return ENC_KEY_BYTES[header.enc];
+  if (header.alg === 'dir') return CEK_BYTES[header.enc];
   return WRAP_KEY_BYTES[header.alg];
 }
 
@@ -91,7 +97,30 @@ function describeAlg(header: JweHeader): string {
   return header.alg === 'dir' ? `alg dir with enc ${header.enc}` : `alg ${header.alg}`;
 }
 
-function jwkKey(jwk: JWK, header: JweHeader): DecryptionKey {
+/** The private key's type fits the algorithm family; the message names types and curves only. */
+function checkPrivateKey(key: KeyObject, header: JweHeader, form: string): KeyObject {
+  const type = key.asymmetricKeyType ?? 'unknown';
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const fits = familyOf(header.alg) === 'RSA' ? type === 'rsa' : type === 'x25519' || (type === 'ec' && curve !== undefined && ECDH_CURVES.has(curve));
+  if (!fits) {
+    const what = type === 'ec' ? `an EC key on ${curve ?? 'an unknown curve'}` : `a ${type} key`;
+    throw invalidInput(`the key from the Confidential Data Hub is ${what} (${form}), which cannot decrypt ${describeAlg(header)}`);
+  }
+  return key;
+}
+
+function importPrivateKey(source: Parameters<typeof createPrivateKey>[0], header: JweHeader, form: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(source);
+  } catch (err) {
+    // node:crypto's messages describe the structure ("invalid JWK EC key"), never key bytes.
+    throw invalidInput(`the ${form} key from the Confidential Data Hub does not fit ${describeAlg(header)}: ${(err as Error).message}`);
+  }
+  return checkPrivateKey(key, header, form);
+}
+
+function jwkKey(jwk: JsonWebKey, header: JweHeader): DecryptionKey {
   const family = familyOf(header.alg);
   const kty = jwk.kty ?? '';
   const fits = family === 'oct' ? kty === 'oct' : family === 'RSA' ? kty === 'RSA' : kty === 'EC' || kty === 'OKP';
@@ -102,29 +131,27 @@ function jwkKey(jwk: JWK, header: JweHeader): DecryptionKey {
     if (needed !== undefined && length !== needed) {
       throw invalidInput(`the key from the Confidential Data Hub is an oct JWK of ${length} bytes; ${describeAlg(header)} needs ${needed}`);
     }
-  } else if (typeof jwk.d !== 'string') {
+    return Buffer.from(jwk.k ?? '', 'base64url');
+  }
+  if (typeof jwk.d !== 'string') {
     throw invalidInput(`the key from the Confidential Data Hub is a public ${kty} JWK; decrypting ${describeAlg(header)} needs the private key ("d")`);
   }
-  return jwk;
+  return importPrivateKey({ key: jwk, format: 'jwk' }, header, 'JWK');
 }
 
-/** The key to hand to jose for a file with this header, or a clear error naming forms and lengths. */
-export async function keyForHeader(material: KeyMaterial, header: JweHeader): Promise<DecryptionKey> {
+/** The key for a file with this header, or a clear error naming forms and lengths. */
+export function keyForHeader(material: KeyMaterial, header: JweHeader): DecryptionKey {
   if (material.form === 'jwk') return jwkKey(material.jwk, header);
   if (material.form === 'pem') {
     if (familyOf(header.alg) === 'oct') throw invalidInput(`the key from the Confidential Data Hub is a PEM private key, which cannot decrypt ${describeAlg(header)}`);
-    try {
-      return await importPKCS8(material.pem, header.alg);
-    } catch (err) {
-      throw invalidInput(`the PEM key from the Confidential Data Hub does not fit ${describeAlg(header)}: ${(err as Error).message}`);
-    }
+    return importPrivateKey({ key: material.pem, format: 'pem' }, header, 'PEM');
   }
   const needed = symmetricKeyBytes(header);
   if (needed === undefined) {
     throw invalidInput(`${describeAlg(header)} needs a private JWK or PKCS#8 PEM key, but the Confidential Data Hub returned ${material.raw.length} bytes of neither form`);
   }
-  if (material.raw.length === needed) return material.raw;
-  if (material.decoded?.bytes.length === needed) return material.decoded.bytes;
+  if (material.raw.length === needed) return Buffer.from(material.raw);
+  if (material.decoded?.bytes.length === needed) return Buffer.from(material.decoded.bytes);
   const decodedNote = material.decoded === undefined ? '' : ` (${material.decoded.bytes.length} once ${material.decoded.as}-decoded)`;
   throw invalidInput(`the key from the Confidential Data Hub is ${material.raw.length} bytes${decodedNote}; ${describeAlg(header)} needs a ${needed}-byte key, raw or base64url/base64-encoded, or a JWK`);
 }

@@ -6,18 +6,15 @@
  *   CONFIDENTIAL_ENABLED          true/false (default false)
  *   CONFIDENTIAL_RESOURCE_ID      kbs:///<repo>/<type>/<tag>, the key's KBS resource (needed when enabled)
  *   CDH_ADDR                      the CDH's HTTP API; default http://127.0.0.1:8006
- *   STORAGE_INITIALIZER_JWE_MAX_BYTES   ours: the largest JWE file decrypted (default 64MiB; see
- *                                 finish/confidential.ts for why decryption needs about 9x a file's size in memory)
  *
  * Only validated when enabled: a run that does not decrypt never fails on these.
  */
 import { invalidInput } from '../errors.js';
-import { parseBoolean, parseBytes } from './values.js';
+import { parseBoolean } from './values.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 export const CDH_DEFAULT_ADDR = 'http://127.0.0.1:8006';
-export const JWE_DEFAULT_MAX_BYTES = 64 * 2 ** 20;
 
 export interface KbsResource {
   /** As given, for messages (it names a key, it is not one). */
@@ -33,8 +30,6 @@ export interface ConfidentialSettings {
   resource: KbsResource | undefined;
   /** Origin plus optional base path, no trailing slash. */
   cdhAddr: string;
-  /** JWE files larger than this are refused rather than decrypted in memory. */
-  maxFileBytes: number;
 }
 
 const RESOURCE_FORM = 'kbs:///<repo>/<type>/<tag>';
@@ -75,7 +70,7 @@ function parseCdhAddr(value: string | undefined): string {
 
 export function loadConfidentialSettings(env: Env): ConfidentialSettings {
   const enabled = parseBoolean('CONFIDENTIAL_ENABLED', env.CONFIDENTIAL_ENABLED, false);
-  if (!enabled) return { enabled, resource: undefined, cdhAddr: CDH_DEFAULT_ADDR, maxFileBytes: JWE_DEFAULT_MAX_BYTES };
+  if (!enabled) return { enabled, resource: undefined, cdhAddr: CDH_DEFAULT_ADDR };
   const id = env.CONFIDENTIAL_RESOURCE_ID;
   if (id === undefined || id.trim() === '') {
     throw invalidInput(`CONFIDENTIAL_ENABLED=true needs CONFIDENTIAL_RESOURCE_ID=${RESOURCE_FORM}, the KBS resource of the model key`);
@@ -84,6 +79,5 @@ export function loadConfidentialSettings(env: Env): ConfidentialSettings {
     enabled,
     resource: parseKbsResourceId(id),
     cdhAddr: parseCdhAddr(env.CDH_ADDR),
-    maxFileBytes: parseBytes('STORAGE_INITIALIZER_JWE_MAX_BYTES', env.STORAGE_INITIALIZER_JWE_MAX_BYTES, JWE_DEFAULT_MAX_BYTES, 1),
   };
 }

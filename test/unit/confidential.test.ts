@@ -3,7 +3,7 @@
  * in-place decryption of a destination tree, against the CDH double and JWE files made with jose.
  */
 import assert from 'node:assert/strict';
-import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { randomBytes as cryptoRandomBytes, generateKeyPairSync, KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -60,7 +60,6 @@ describe('confidential settings', () => {
       [{ ...base, CONFIDENTIAL_RESOURCE_ID: 'kbs:///a/b/c?x=1' }, /CONFIDENTIAL_RESOURCE_ID=/],
       [{ ...base, CDH_ADDR: 'unix:///run/cdh.sock' }, /CDH_ADDR=.*http\(s\) URL/],
       [{ ...base, CDH_ADDR: '127.0.0.1 8006' }, /CDH_ADDR=/],
-      [{ ...base, STORAGE_INITIALIZER_JWE_MAX_BYTES: 'lots' }, /STORAGE_INITIALIZER_JWE_MAX_BYTES/],
     ];
     for (const [env, pattern] of cases) assert.throws(() => loadSettings(env), rejectsWith(pattern), JSON.stringify(env));
   });
@@ -70,33 +69,56 @@ describe('key forms', () => {
   const header = { alg: 'dir', enc: 'A256GCM' };
   const raw = cryptoRandomBytes(32);
 
-  it('takes a JWK, raw bytes, base64url and base64 (with a trailing newline), in that order', async () => {
+  it('takes a JWK, raw bytes, base64url and base64 (with a trailing newline), in that order', () => {
     const jwk = classifyKey(Buffer.from(JSON.stringify({ kty: 'oct', k: raw.toString('base64url') })));
     assert.equal(jwk.form, 'jwk');
-    assert.deepEqual(await keyForHeader(jwk, header), { kty: 'oct', k: raw.toString('base64url') });
-    assert.deepEqual(Buffer.from(await keyForHeader(classifyKey(raw), header) as Uint8Array), raw);
-    assert.deepEqual(Buffer.from(await keyForHeader(classifyKey(Buffer.from(raw.toString('base64url'))), header) as Uint8Array), raw);
-    assert.deepEqual(Buffer.from(await keyForHeader(classifyKey(Buffer.from(`${raw.toString('base64')}\n`)), header) as Uint8Array), raw);
+    assert.deepEqual(keyForHeader(jwk, header), raw);
+    assert.deepEqual(keyForHeader(classifyKey(raw), header), raw);
+    assert.deepEqual(keyForHeader(classifyKey(Buffer.from(raw.toString('base64url'))), header), raw);
+    assert.deepEqual(keyForHeader(classifyKey(Buffer.from(`${raw.toString('base64')}\n`)), header), raw);
     // 24 ASCII bytes are a raw A192 key even though they are also the base64 of 16 bytes.
     const text = Buffer.from(cryptoRandomBytes(16).toString('base64'));
-    assert.deepEqual(Buffer.from(await keyForHeader(classifyKey(text), { alg: 'A192KW', enc: 'A256GCM' }) as Uint8Array), text);
-    assert.deepEqual(Buffer.from(await keyForHeader(classifyKey(text), { alg: 'A128KW', enc: 'A256GCM' }) as Uint8Array), Buffer.from(text.toString(), 'base64'));
+    assert.deepEqual(keyForHeader(classifyKey(text), { alg: 'A192KW', enc: 'A256GCM' }), text);
+    assert.deepEqual(keyForHeader(classifyKey(text), { alg: 'A128KW', enc: 'A256GCM' }), Buffer.from(text.toString(), 'base64'));
+  });
+
+  it('imports private JWK and PEM keys only for the algorithm family and curves they fit', async () => {
+    const rsa = await generateKeyPair('RSA-OAEP-256', { extractable: true });
+    const p256 = await generateKeyPair('ECDH-ES', { extractable: true, crv: 'P-256' });
+    const rsaHeader = { alg: 'RSA-OAEP-256', enc: 'A256GCM' };
+    const ecHeader = { alg: 'ECDH-ES+A128KW', enc: 'A256GCM' };
+    const fromJwk = keyForHeader(classifyKey(Buffer.from(JSON.stringify(await exportJWK(rsa.privateKey)))), rsaHeader);
+    assert.ok(fromJwk instanceof KeyObject && fromJwk.type === 'private' && fromJwk.asymmetricKeyType === 'rsa');
+    const fromPem = keyForHeader(classifyKey(Buffer.from(await exportPKCS8(p256.privateKey))), ecHeader);
+    assert.ok(fromPem instanceof KeyObject && fromPem.asymmetricKeyDetails?.namedCurve === 'prime256v1');
+    const rsaPem = Buffer.from(await exportPKCS8(rsa.privateKey));
+    const p256Pem = Buffer.from(await exportPKCS8(p256.privateKey));
+    assert.throws(() => keyForHeader(classifyKey(rsaPem), ecHeader), rejectsWith(/is a rsa key \(PEM\), which cannot decrypt alg ECDH-ES\+A128KW/));
+    assert.throws(() => keyForHeader(classifyKey(p256Pem), rsaHeader), rejectsWith(/is an EC key on prime256v1 \(PEM\), which cannot decrypt alg RSA-OAEP-256/));
+    const secp256k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    assert.throws(() => keyForHeader(classifyKey(Buffer.from(secp256k1)), ecHeader), rejectsWith(/is an EC key on secp256k1 \(PEM\), which cannot decrypt/));
+    const broken = { ...await exportJWK(p256.privateKey), x: 'AAAA' };
+    assert.throws(() => keyForHeader(classifyKey(Buffer.from(JSON.stringify(broken))), ecHeader), (err: unknown) => {
+      rejectsWith(/^the JWK key from the Confidential Data Hub does not fit alg ECDH-ES\+A128KW: /)(err);
+      assert.ok(!(err as Error).message.includes(String(broken.d)));
+      return true;
+    });
   });
 
   it('refuses a key that fits no form with lengths, never key bytes', async () => {
     const short = Buffer.from('c2hvcnQta2V5LW1hdGVyaWFs', 'base64');
-    await assert.rejects(keyForHeader(classifyKey(short), header), (err: unknown) => {
+    assert.throws(() => keyForHeader(classifyKey(short), header), (err: unknown) => {
       rejectsWith(/is 18 bytes \(13 once base64url-decoded\); alg dir with enc A256GCM needs a 32-byte key, raw or base64url\/base64-encoded, or a JWK/)(err);
       assert.doesNotMatch((err as Error).message, /short-key|c2hvcnQ/);
       return true;
     });
     assert.throws(() => classifyKey(Buffer.from('{"k":"abc"}')), rejectsWith(/JSON but not a JWK/));
-    await assert.rejects(keyForHeader(classifyKey(Buffer.from('{"kty":"oct","k":"AAAA"}')), header), rejectsWith(/oct JWK of 3 bytes; alg dir with enc A256GCM needs 32/));
-    await assert.rejects(keyForHeader(classifyKey(raw), { alg: 'RSA-OAEP-256', enc: 'A256GCM' }), rejectsWith(/needs a private JWK or PKCS#8 PEM key/));
+    assert.throws(() => keyForHeader(classifyKey(Buffer.from('{"kty":"oct","k":"AAAA"}')), header), rejectsWith(/oct JWK of 3 bytes; alg dir with enc A256GCM needs 32/));
+    assert.throws(() => keyForHeader(classifyKey(raw), { alg: 'RSA-OAEP-256', enc: 'A256GCM' }), rejectsWith(/needs a private JWK or PKCS#8 PEM key/));
     const { publicKey } = await generateKeyPair('RSA-OAEP-256', { extractable: true });
     const publicJwk = Buffer.from(JSON.stringify(await exportJWK(publicKey)));
-    await assert.rejects(keyForHeader(classifyKey(publicJwk), { alg: 'RSA-OAEP-256', enc: 'A256GCM' }), rejectsWith(/public RSA JWK.*needs the private key/));
-    await assert.rejects(keyForHeader(classifyKey(publicJwk), header), rejectsWith(/RSA JWK, which cannot decrypt alg dir/));
+    assert.throws(() => keyForHeader(classifyKey(publicJwk), { alg: 'RSA-OAEP-256', enc: 'A256GCM' }), rejectsWith(/public RSA JWK.*needs the private key/));
+    assert.throws(() => keyForHeader(classifyKey(publicJwk), header), rejectsWith(/RSA JWK, which cannot decrypt alg dir/));
   });
 });
 
@@ -229,11 +251,16 @@ describe('decrypting a destination', () => {
     await assert.rejects(broken.run(), rejectsWith(/^cannot decrypt model\.bin\.jwe: it is not a valid compact JWE/));
   });
 
-  it('refuses a JWE file over the size limit before reading it', async () => {
+  it('refuses compression and critical header parameters with one line each', async () => {
     const key = cryptoRandomBytes(32);
-    const { dest, run } = await setup({ 'model.bin.jwe': await encrypt(PLAINTEXT, key, 'dir') }, key, { STORAGE_INITIALIZER_JWE_MAX_BYTES: '100KiB' });
-    await assert.rejects(run(), rejectsWith(/^refusing to decrypt model\.bin\.jwe: it is \d+ bytes, over the 102400-byte limit .*STORAGE_INITIALIZER_JWE_MAX_BYTES/));
-    assert.deepEqual(await names(dest), ['model.bin.jwe']);
+    const zipped = await new CompactEncrypt(PLAINTEXT).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' }).encrypt(key);
+    const zip = await setup({ 'model.bin.jwe': zipped }, key);
+    await assert.rejects(zip.run(), rejectsWith(/^cannot decrypt model\.bin\.jwe: it is compressed \("zip": "DEF"\), which is not supported; encrypt the file without compression$/));
+    assert.deepEqual(await names(zip.dest), ['model.bin.jwe']);
+    const critical = await new CompactEncrypt(PLAINTEXT).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', crit: ['exp'], exp: 1 }).encrypt(key).catch(() => undefined)
+      ?? `${Buffer.from('{"alg":"dir","enc":"A256GCM","crit":["exp"],"exp":1}').toString('base64url')}..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA`;
+    const crit = await setup({ 'model.bin.jwe': critical }, key);
+    await assert.rejects(crit.run(), rejectsWith(/^cannot decrypt model\.bin\.jwe: it marks header parameters as critical \("crit": \["exp"\]\)/));
   });
 
   it('never follows a symbolic link out of DEST', async () => {
