@@ -16,8 +16,10 @@
  * - Kerberos: with KERBEROS_PRINCIPAL + KERBEROS_KEYTAB every namenode request carries a fresh
  *   SPNEGO token (webhdfs-kerberos.ts); the principal is the user, so no `user.name` is sent, and
  *   USER_PROXY goes as `doas`, as upstream. Datanodes get the namenode's delegation token instead.
- * - Checksums: GETFILECHECKSUM is an MD5-of-MD5-of-CRC32C composite that depends on the block and
- *   chunk sizes, not a digest of the bytes we can recompute; files are verified by size only.
+ * - Checksums: GETFILECHECKSUM for every non-empty file while listing, a few at a time (the
+ *   namenode redirects it to a datanode, which reads every block's CRCs); webhdfs-checksum.ts says
+ *   which answers the engine can recompute. Any failure to get one leaves that file to the size
+ *   check, with a debug line: older gateways lack the operation, and it must never fail a download.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -27,7 +29,8 @@ import { createDispatcher, discardBody, headerValue, httpRequest, type HttpRespo
 import type { HdfsSettings } from '../settings/hdfs.js';
 import type { Settings } from '../settings/settings.js';
 import type { Location } from '../uri/location.js';
-import type { ByteRange, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
+import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
+import { checksumFromFileChecksum } from './webhdfs-checksum.js';
 import { isStandby, isUnsupportedOp, readRemoteException, webHdfsError, type RemoteException } from './webhdfs-errors.js';
 import { openSpnego, type Spnego } from './webhdfs-kerberos.js';
 
@@ -39,7 +42,13 @@ interface FileStatus {
   length: number;
   modificationTime: number;
   fileId?: number;
+  blockSize?: unknown;
+  ecBit?: unknown;
+  ecPolicy?: unknown;
 }
+
+/** GETFILECHECKSUMs in flight while listing. */
+const CHECKSUM_CONCURRENCY = 4;
 
 function isFileStatus(value: unknown): value is FileStatus {
   if (typeof value !== 'object' || value === null) return false;
@@ -69,6 +78,7 @@ export class WebHdfsSource implements ObjectSource {
   private readonly log: Logger;
   private active = 0;
   private batchSupported = true;
+  private checksumSupported = true;
   /** Opened on the first namenode request, so that the native module loads only when needed. */
   private spnego: Spnego | undefined;
 
@@ -181,19 +191,53 @@ export class WebHdfsSource implements ObjectSource {
     const status = (await this.json(result.response)).FileStatus;
     if (!isFileStatus(status)) throw invalidInput(`WebHDFS GETFILESTATUS for ${this.displayUri} has no FileStatus`);
     if (status.type === 'FILE') {
-      yield this.object(this.prefix, status);
+      yield await this.withChecksum(this.prefix, status, signal);
       return;
     }
     if (status.type !== 'DIRECTORY') throw invalidInput(`WebHDFS path ${rootPath} is a ${status.type}, not a file or directory`);
     const queue = [this.prefix];
+    const files: [string, FileStatus][] = [];
     for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
       for await (const child of this.children(dir, signal)) {
         if (child.pathSuffix === '' || child.pathSuffix.includes('/')) throw invalidInput(`WebHDFS listing of /${dir} has an invalid name ${JSON.stringify(child.pathSuffix)}`);
         const key = dir === '' ? child.pathSuffix : `${dir}/${child.pathSuffix}`;
         if (child.type === 'DIRECTORY') queue.push(key);
-        else if (child.type === 'FILE') yield this.object(key, child);
+        else if (child.type === 'FILE') files.push([key, child]);
         else this.log.warn(`WebHDFS: skipping /${key}: a ${child.type}, not a file`);
       }
+    }
+    // In listing order, whatever order the checksums arrive in.
+    const objects = new Array<RemoteObject | undefined>(files.length);
+    const pending = files.entries(); // one iterator the workers share, so each file is taken once
+    const worker = async (): Promise<void> => {
+      for (const [i, [key, child]] of pending) objects[i] = await this.withChecksum(key, child, signal);
+    };
+    await Promise.all(Array.from({ length: Math.min(CHECKSUM_CONCURRENCY, files.length) }, worker));
+    for (const object of objects) if (object !== undefined) yield object;
+  }
+
+  private async withChecksum(key: string, status: FileStatus, signal: AbortSignal): Promise<RemoteObject> {
+    const object = this.object(key, status);
+    // An empty file has nothing for a checksum to add to its size.
+    if (status.length === 0 || !this.checksumSupported) return object;
+    const checksum = await this.fileChecksum(`/${key}`, status, signal);
+    if (typeof checksum === 'string') this.log.debug(`WebHDFS: verifying /${key} by its size only: ${checksum}`);
+    else object.checksum = checksum;
+    return object;
+  }
+
+  /** The file's checksum as the engine can verify it, or why there is none. */
+  private async fileChecksum(hdfsPath: string, status: FileStatus, signal: AbortSignal): Promise<Checksum | string> {
+    try {
+      const result = await this.namenode('GETFILECHECKSUM', hdfsPath, {}, signal);
+      if (!result.ok) {
+        if (isUnsupportedOp(result.status, result.remote, 'GETFILECHECKSUM')) this.checksumSupported = false;
+        return `GETFILECHECKSUM answered ${result.status}${result.remote === undefined ? '' : ` (${result.remote.exception})`}`;
+      }
+      return checksumFromFileChecksum((await this.json(result.response)).FileChecksum, status);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      return `GETFILECHECKSUM failed (${describeError(err)})`;
     }
   }
 

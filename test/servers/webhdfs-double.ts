@@ -8,6 +8,12 @@
  *   GET /webhdfs/v1/PATH?op=LISTSTATUS_BATCH[&startAfter=NAME]
  *                                                {"DirectoryListing":{"partialListing":{"FileStatuses":{...}},"remainingEntries":N}}
  *   GET /webhdfs/v1/PATH?op=OPEN[&offset&length] 307 to the datanode, which serves the bytes
+ *   GET /webhdfs/v1/PATH?op=GETFILECHECKSUM      307 to the datanode, which answers
+ *                                                {"FileChecksum":{"algorithm","bytes","length"}}
+ *
+ * GETFILECHECKSUM is computed from the stored bytes as HDFS does, with the double's block size and
+ * 512 bytes per CRC: by default Hadoop's MD5MD5CRC32C (the HDFS default), or COMPOSITE-CRC32C as
+ * with dfs.checksum.combine.mode=COMPOSITE_CRC; a 0-byte file gets HDFS's fixed value for it.
  *
  * As Hadoop: `op` values and parameter names are case-insensitive; the user is `user.name` (else the
  * anonymous `dr.who`), `doas` impersonates only for configured proxy users; permissions are checked
@@ -25,7 +31,8 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { randomBytes } from 'node:crypto';
+import { crc32c } from '@aws-crypto/crc32c';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +40,10 @@ import { dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 
 export interface WebHdfsDoubleOptions {
+  /** Block size of every file (dfs.blocksize); default 128 MiB. A multiple of 512. */
+  blockSize?: number;
+  /** What GETFILECHECKSUM answers; false: a cluster or gateway without it (400, unknown op). */
+  fileChecksum?: 'md5md5crc32c' | 'composite-crc32c' | false;
   /** Entries per LISTSTATUS_BATCH page (Hadoop's dfs.ls.limit); default 1000. */
   batchLimit?: number;
   /** false: an old namenode (before Hadoop 2.8) that refuses LISTSTATUS_BATCH. */
@@ -104,6 +115,44 @@ function remote(res: ServerResponse, status: number, exception: string, javaPack
   sendJson(res, status, { RemoteException: { exception, javaClassName: `${javaPackage}.${exception}`, message } });
 }
 
+const BYTES_PER_CRC = 512;
+
+const crcBytes = (crc: number): Buffer => {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(crc >>> 0);
+  return bytes;
+};
+
+/**
+ * FileChecksum as a datanode's GETFILECHECKSUM sends it (JsonUtil of Hadoop's FileChecksum): the
+ * MD5 of each block's chunk CRCs, then the MD5 of those block MD5s as the HDFS client collects them
+ * in a buffer of 32 bytes doubled when full, which it digests whole, padding included. `bytes` is
+ * the serialization buffer whole too: 28 bytes of value (bytesPerCRC, crcPerBlock, MD5) then 4 zeros.
+ */
+function fileChecksum(data: Buffer, blockSize: number, mode: 'md5md5crc32c' | 'composite-crc32c'): { algorithm: string; bytes: string; length: number } {
+  if (data.length > 0 && mode === 'composite-crc32c') return { algorithm: 'COMPOSITE-CRC32C', bytes: crcBytes(crc32c(data)).toString('hex'), length: 4 };
+  const blockMd5s: Buffer[] = [];
+  for (let start = 0; start < data.length; start += blockSize) {
+    const block = data.subarray(start, start + blockSize);
+    const md5 = createHash('md5');
+    for (let chunk = 0; chunk < block.length; chunk += BYTES_PER_CRC) md5.update(crcBytes(crc32c(block.subarray(chunk, chunk + BYTES_PER_CRC))));
+    blockMd5s.push(md5.digest());
+  }
+  let collected = Buffer.alloc(32);
+  blockMd5s.forEach((md5, i) => {
+    if (16 * (i + 1) > collected.length) collected = Buffer.concat([collected, Buffer.alloc(collected.length)]);
+    md5.copy(collected, 16 * i);
+  });
+  // An empty file has no block: HDFS answers (0, 0, MD5 of 32 zero bytes) under the CRC32 name.
+  const bytesPerCrc = data.length === 0 ? 0 : BYTES_PER_CRC;
+  const crcPerBlock = blockMd5s.length > 1 ? blockSize / BYTES_PER_CRC : 0;
+  const serialized = Buffer.alloc(32);
+  serialized.writeInt32BE(bytesPerCrc, 0);
+  serialized.writeBigInt64BE(BigInt(crcPerBlock), 4);
+  createHash('md5').update(collected).digest().copy(serialized, 12);
+  return { algorithm: `MD5-of-${crcPerBlock}MD5-of-${bytesPerCrc}${data.length === 0 ? 'CRC32' : 'CRC32C'}`, bytes: serialized.toString('hex'), length: 28 };
+}
+
 const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 function normalize(path: string): string {
@@ -129,6 +178,8 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
   };
   const requests: WebHdfsRequest[] = [];
   const batchLimit = options.batchLimit ?? 1000;
+  const blockSize = options.blockSize ?? 134217728;
+  const checksumMode = options.fileChecksum ?? 'md5md5crc32c';
 
   const rwx = (inode: Inode): string => (inode.type === 'DIRECTORY' ? 'd' : '-')
     + inode.permission.split('').map((d) => { const n = Number(d); return `${n & 4 ? 'r' : '-'}${n & 2 ? 'w' : '-'}${n & 1 ? 'x' : '-'}`; }).join('');
@@ -162,7 +213,7 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
   };
 
   const status = (name: string, inode: Inode, path: string): Record<string, unknown> => ({
-    accessTime: inode.type === 'FILE' ? inode.modificationTime : 0, blockSize: inode.type === 'FILE' ? 134217728 : 0,
+    accessTime: inode.type === 'FILE' ? inode.modificationTime : 0, blockSize: inode.type === 'FILE' ? blockSize : 0,
     childrenNum: inode.type === 'DIRECTORY' ? childrenOf(path).length : 0, fileId: inode.fileId, group: 'supergroup',
     length: inode.type === 'FILE' ? inode.data.length : 0, modificationTime: inode.modificationTime, owner: inode.owner,
     pathSuffix: name, permission: inode.permission, replication: inode.type === 'FILE' ? 3 : 0, storagePolicy: 0, type: inode.type,
@@ -267,11 +318,12 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
     if (inode === undefined) return;
 
     if (server === 'dn') {
-      if (op !== 'OPEN' || query.get('namenoderpcaddress') === null) {
+      if ((op !== 'OPEN' && op !== 'GETFILECHECKSUM') || query.get('namenoderpcaddress') === null) {
         remote(res, 400, 'IllegalArgumentException', 'java.lang', 'Invalid datanode request');
         return;
       }
-      sendBytes(res, user, path, inode, query);
+      if (op === 'OPEN') sendBytes(res, user, path, inode, query);
+      else if (checksumMode !== false) sendJson(res, 200, { FileChecksum: fileChecksum(inode.data, blockSize, checksumMode) });
       return;
     }
     switch (op) {
@@ -305,7 +357,9 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         } });
         return;
       }
+      case 'GETFILECHECKSUM':
       case 'OPEN': {
+        if (op === 'GETFILECHECKSUM' && checksumMode === false) break;
         if (inode.type !== 'FILE') {
           remote(res, 404, 'FileNotFoundException', 'java.io', `Path is not a file: ${path}`);
           return;
@@ -316,7 +370,7 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
           return;
         }
         const target = new URL(`${url(2)}/webhdfs/v1${path.split('/').map((s) => encodeURIComponent(s)).join('/')}`);
-        target.searchParams.set('op', 'OPEN');
+        target.searchParams.set('op', op);
         if (acceptor !== undefined) {
           const token = randomBytes(16).toString('base64url');
           delegations.set(token, user);
