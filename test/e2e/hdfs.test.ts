@@ -4,7 +4,9 @@
  * first namenode is standby, HDFS_ROOTPATH, USER_PROXY, HEADERS for a gateway, a single file, a
  * missing path, STORAGE_CONFIG `type: webhdfs` with base64 TLS client certificate and CA, and
  * Kerberos settings checked before any request (hdfs-kerberos.test.ts runs Kerberos against a real
- * KDC). No secret value ever reaches the output.
+ * KDC). No secret value ever reaches the output. Files are verified by the checksum HDFS publishes
+ * (GETFILECHECKSUM, MD5-of-MD5-of-CRC32C or COMPOSITE-CRC32C): a byte flipped between the datanode
+ * and us is caught and the file fetched again; a cluster without the operation gets the size check.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -13,6 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { errorLines, failsWith, runCli, type CliResult } from '../helpers/cli.js';
 import { freshDest, hashOf, hashTree, randomBytes, tempDir, type Tree } from '../helpers/tree.js';
+import { startFaultProxy, type FaultProxy } from '../servers/fault-proxy.js';
 import { generateCa, type TlsFiles } from '../servers/tls.js';
 import { startWebHdfsDouble, type WebHdfsDouble } from '../servers/webhdfs-double.js';
 
@@ -105,6 +108,7 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
     const dn = seen.filter((r) => r.server === 'dn');
     assert.ok(dn.length >= 5 && dn.every((r) => r.headers['x-gateway-token'] === undefined), 'HEADERS never reach the datanode');
     assert.ok(dn.some((r) => r.query.get('offset') !== null && r.query.get('length') !== null), 'ranged OPENs');
+    assert.ok(dn.some((r) => r.op === 'GETFILECHECKSUM') && !/by its size only/.test(result.stderr), 'verified by the published checksums');
     leaksNoSecret(result);
   });
 
@@ -166,5 +170,72 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
     } finally {
       await secure.stop();
     }
+  });
+});
+
+describe('hdfs file checksums (GETFILECHECKSUM through the datanode)', () => {
+  const BLOCK = 64 * 1024;
+  const FILES: Tree = new Map([
+    ['m/weights.bin', randomBytes(5 * BLOCK + 1234, 43)],
+    ['m/config.json', Buffer.from('{"framework":"pytorch"}')],
+    ['m/empty.txt', Buffer.alloc(0)],
+  ]);
+  let work: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => { work = await tempDir('si-hdfs-checksum-'); });
+  after(async () => { await work[Symbol.asyncDispose](); });
+
+  /**
+   * The CLI against a double whose datanode sits behind a fault proxy flipping one byte in the
+   * first `flips` OPEN answers for weights.bin (the namenode's redirects are pointed at that proxy).
+   */
+  async function run(options: Parameters<typeof startWebHdfsDouble>[0], flips: number): Promise<{ result: CliResult; files: Map<string, string>; double: WebHdfsDouble }> {
+    const double = await startWebHdfsDouble({ blockSize: BLOCK, ...options });
+    const proxies: FaultProxy[] = [];
+    try {
+      for (const [key, content] of FILES) double.putFile(`/${key}`, content);
+      let opens = 0;
+      const datanode = await startFaultProxy({
+        upstream: double.datanodeUrl,
+        schedule: (req) => /[?&]op=OPEN(&|$)/i.test(req.url) && req.path.endsWith('/weights.bin') && opens++ < flips ? { kind: 'flip-byte' } : { kind: 'none' },
+      });
+      proxies.push(datanode);
+      const namenode = await startFaultProxy({ upstream: double.activeUrl, rewriteOrigins: { [new URL(double.datanodeUrl).origin]: datanode.url } });
+      proxies.push(namenode);
+      const dest = freshDest(path.join(work.dir, 'out'));
+      const result = await runCli(['--log-level', 'debug', '--part-size', '64KiB', `webhdfs://${new URL(namenode.url).host}/m`, dest]);
+      return { result, files: await hashTree(dest).catch(() => new Map<string, string>()), double };
+    } finally {
+      await Promise.all(proxies.map((p) => p.stop()));
+      await double.stop();
+    }
+  }
+
+  const expected = hashOf(new Map([...FILES].map(([k, v]) => [k.slice('m/'.length), v])));
+  const checksumRequests = (double: WebHdfsDouble, server: 'nn' | 'dn'): string[] =>
+    double.requests.filter((r) => r.op === 'GETFILECHECKSUM' && r.server.startsWith(server)).map((r) => r.path).sort();
+
+  it('verifies every non-empty file by its MD5-of-MD5-of-CRC32C over several blocks, catching a flipped byte and fetching the file again', async () => {
+    const { result, files, double } = await run({}, 1);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    assert.match(result.stderr, /hdfs-md5md5crc32c mismatch for weights\.bin: expected 000002000000000000000080[0-9a-f]{32}, got [0-9a-f]{56}; downloading weights\.bin again/);
+    // Asked of the namenode, answered by the datanode it redirects to; an empty file is not asked about.
+    assert.deepEqual(checksumRequests(double, 'nn'), ['/m/config.json', '/m/weights.bin']);
+    assert.deepEqual(checksumRequests(double, 'dn'), ['/m/config.json', '/m/weights.bin']);
+    assert.doesNotMatch(result.stderr, /by its size only/);
+  });
+
+  it('verifies by COMPOSITE-CRC32C (dfs.checksum.combine.mode=COMPOSITE_CRC) as the plain CRC-32C of the bytes', async () => {
+    const { result, files } = await run({ fileChecksum: 'composite-crc32c' }, 1);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    assert.match(result.stderr, /crc32c mismatch for weights\.bin: expected [0-9a-f]{8}, got [0-9a-f]{8}; downloading weights\.bin again/);
+  });
+
+  it('falls back to the size check, with a debug line, on a cluster without GETFILECHECKSUM', async () => {
+    const { result, files } = await run({ fileChecksum: false }, 0);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    assert.match(result.stderr, /DEBUG WebHDFS: verifying \/m\/[a-z.]+ by its size only: GETFILECHECKSUM answered 400 \(IllegalArgumentException\)/);
   });
 });

@@ -247,17 +247,19 @@ const modelScope: MatrixSource = {
 
 const webHdfs: MatrixSource = {
   name: 'webhdfs (double)',
-  verifies: 'size only (HDFS checksums are block-layout composites)',
-  detectsCorruption: false,
+  verifies: 'size + MD5-of-MD5-of-CRC32C (GETFILECHECKSUM)',
+  detectsCorruption: true,
   skip: () => false,
   async start() {
-    const server = await startWebHdfsDouble();
+    // 64 KiB blocks, so the large file's checksum spans several blocks.
+    const server = await startWebHdfsDouble({ blockSize: 64 * 1024 });
     for (const [key, content] of FIXTURE) server.putFile(`/models/fixture/${key}`, content);
     return {
       expected: FIXTURE,
-      // Bytes come from the datanode the namenode redirects to: that proxy gets the faults.
+      // Bytes come from the datanode the namenode redirects to: its OPENs get the faults (not the
+      // GETFILECHECKSUMs it also answers, which carry no file bytes).
       async connect(schedule) {
-        const datanode = await proxy(server.datanodeUrl, schedule(GET));
+        const datanode = await proxy(server.datanodeUrl, schedule((req) => GET(req) && /[?&]op=OPEN(&|$)/i.test(req.url)));
         const namenode = await proxy(server.activeUrl, schedule(() => false), {
           rewriteOrigins: { [new URL(server.datanodeUrl).origin]: datanode.url },
         });
