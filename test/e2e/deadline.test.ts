@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { failsWith, runCli } from '../helpers/cli.js';
 import { freshDest, randomBytes, tempDir } from '../helpers/tree.js';
 import { noFaults, startFaultProxy, type FaultProxy, type ProxyRequestInfo } from '../servers/fault-proxy.js';
+import { startFauxqs } from '../servers/fauxqs.js';
+import { startGitServers } from '../servers/git-servers.js';
 import { startNginx, type NginxServer } from '../servers/nginx.js';
 
 const MODEL = randomBytes(4 * 2 ** 20 + 777, 61);
@@ -55,6 +57,30 @@ describe('overall deadline (CLI through a stalling proxy to nginx)', () => {
     assert.match(resumed.stderr, /resuming model\.bin: [\d.]+ KiB already downloaded/);
     assert.deepEqual(await readdir(dest), ['model.bin']);
     assert.ok((await readFile(path.join(dest, 'model.bin'))).equals(MODEL), 'byte-identical after the deadline and a resume');
+  });
+
+  // Backends that do not go through the transfer engine (a git clone) or that use an SDK (S3)
+  // must stop at the deadline too, with the same line.
+  it('stops a stalled git clone and a stalled S3 listing at the deadline', async () => {
+    const [git, fauxqs] = await Promise.all([startGitServers(), startFauxqs()]);
+    const gitProxy = await startFaultProxy({ upstream: git.httpUrl });
+    const s3Proxy = await startFaultProxy({ upstream: fauxqs.endpoint });
+    try {
+      // Git: the ref advertisement arrives, the pack stalls. S3: the listing's answer stalls.
+      gitProxy.setSchedule((r) => (r.method === 'POST' ? { kind: 'stall', afterBytes: 10 } : noFaults()));
+      s3Proxy.setSchedule(() => ({ kind: 'stall', afterBytes: 0 }));
+      const deadlineLine = /deadline of 1\.5 s exceeded.*; partial files are kept for the next run/;
+      const clone = await runCli(['--deadline', '1.5', `${gitProxy.url}/git/models.git`, freshDest(work.dir)], { env, timeoutMs: 40_000 });
+      failsWith(clone, deadlineLine);
+      const s3 = await runCli(['--deadline', '1.5', 's3://bucket/models', freshDest(work.dir)], {
+        env: { ...env, S3_READ_TIMEOUT: '60', AWS_ENDPOINT_URL: s3Proxy.url, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', AWS_REGION: 'us-east-1' },
+        timeoutMs: 40_000,
+      });
+      failsWith(s3, deadlineLine);
+    } finally {
+      await Promise.all([gitProxy.stop(), s3Proxy.stop()]);
+      await Promise.all([git.stop(), fauxqs.stop()]);
+    }
   });
 
   it('takes the deadline from STORAGE_INITIALIZER_DEADLINE with units', async () => {
