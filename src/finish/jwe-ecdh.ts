@@ -12,7 +12,7 @@
  */
 import { createHash, createPublicKey, diffieHellman, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { invalidInput } from '../errors.js';
-import type { JweHeader } from './jwe-key.js';
+import { curveName, type JweHeader } from './jwe-key.js';
 import { headerBytes } from './jwe-header.js';
 
 function uint32(value: number): Buffer {
@@ -33,10 +33,6 @@ export function concatKdf(z: Buffer, keyBits: number, algorithmId: string, apu: 
   return out.subarray(0, keyBits / 8);
 }
 
-function curveOf(key: KeyObject): string {
-  return key.asymmetricKeyType === 'ec' ? key.asymmetricKeyDetails?.namedCurve ?? 'ec' : key.asymmetricKeyType ?? 'unknown';
-}
-
 /** The ephemeral public key from the header, on the private key's curve. */
 function ephemeralKey(header: JweHeader, privateKey: KeyObject): KeyObject {
   const epk = header.epk;
@@ -49,8 +45,8 @@ function ephemeralKey(header: JweHeader, privateKey: KeyObject): KeyObject {
   } catch (err) {
     throw invalidInput(`it is not a valid compact JWE (its "epk" is not a usable public key: ${(err as Error).message})`);
   }
-  if (curveOf(publicKey) !== curveOf(privateKey)) {
-    throw invalidInput(`its ephemeral key (epk) is on ${curveOf(publicKey)}, but the key from the Confidential Data Hub is on ${curveOf(privateKey)}`);
+  if (curveName(publicKey) !== curveName(privateKey)) {
+    throw invalidInput(`its ephemeral key (epk) is on ${curveName(publicKey)}, but the key from the Confidential Data Hub is on ${curveName(privateKey)}`);
   }
   return publicKey;
 }

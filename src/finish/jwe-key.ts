@@ -49,8 +49,15 @@ export type KeyMaterial =
 /** Secret bytes for dir and the AES algorithms, a private key for RSA-OAEP* and ECDH-ES*. */
 export type DecryptionKey = Buffer | KeyObject;
 
-/** The curves ECDH-ES accepts, by node:crypto's names. */
-const ECDH_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+/** The curves ECDH-ES accepts: node:crypto's names -> JOSE's. */
+const ECDH_CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+/** The curve of an EC or OKP key by its JOSE name where it has one ("P-256", "X25519"), else node's. */
+export function curveName(key: KeyObject): string {
+  if (key.asymmetricKeyType !== 'ec') return key.asymmetricKeyType === 'x25519' ? 'X25519' : key.asymmetricKeyType ?? 'unknown';
+  const curve = key.asymmetricKeyDetails?.namedCurve ?? 'an unknown curve';
+  return ECDH_CURVES[curve] ?? curve;
+}
 
 function decodeBase64Text(text: string): { bytes: Uint8Array; as: 'base64url' | 'base64' } | undefined {
   if (text.length % 4 === 1) return undefined;
@@ -100,10 +107,10 @@ function describeAlg(header: JweHeader): string {
 /** The private key's type fits the algorithm family; the message names types and curves only. */
 function checkPrivateKey(key: KeyObject, header: JweHeader, form: string): KeyObject {
   const type = key.asymmetricKeyType ?? 'unknown';
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  const fits = familyOf(header.alg) === 'RSA' ? type === 'rsa' : type === 'x25519' || (type === 'ec' && curve !== undefined && ECDH_CURVES.has(curve));
+  const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
+  const fits = familyOf(header.alg) === 'RSA' ? type === 'rsa' : type === 'x25519' || (type === 'ec' && curve in ECDH_CURVES);
   if (!fits) {
-    const what = type === 'ec' ? `an EC key on ${curve ?? 'an unknown curve'}` : `a ${type} key`;
+    const what = type === 'ec' ? `an EC key on ${curveName(key)}` : `a ${type} key`;
     throw invalidInput(`the key from the Confidential Data Hub is ${what} (${form}), which cannot decrypt ${describeAlg(header)}`);
   }
   return key;
