@@ -36,7 +36,9 @@ export function createDispatcher(options: ClientOptions): Dispatcher {
     ...identity,
     ...(options.insecure === true ? { rejectUnauthorized: false } : {}),
   };
-  const common = { connect, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 };
+  // A server that accepts and then stays silent (before the headers, or mid-body while listing)
+  // ends like a stalled download stream does: after the idle-read timeout.
+  const common = { connect, keepAliveTimeout: 30_000, headersTimeout: net.readTimeoutMs, bodyTimeout: net.readTimeoutMs };
   if (net.httpProxy !== undefined || net.httpsProxy !== undefined) {
     // Empty strings, not undefined: undefined would make undici read process.env itself.
     return new EnvHttpProxyAgent({

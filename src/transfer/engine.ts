@@ -162,7 +162,11 @@ export async function transferObjects(source: ObjectSource, dest: string, ctx: C
   ctx.signal.removeEventListener('abort', stopRun);
   progress.stop();
   await Promise.all([...openJobs].map((job) => job.suspend()));
-  if (ctx.signal.aborted) throw cancelled(ctx.signal);
+  if (ctx.signal.aborted) {
+    // A stopped run (deadline, SIGTERM) says how far it got; the partial files stay for the next run.
+    const stopped = cancelled(ctx.signal);
+    throw new StorageError(stopped.kind, `${stopped.message} after ${formatBytes(progress.fetchedBytes + progress.reusedBytes)} of ${formatBytes(plan.totalBytes)}`, { cause: stopped });
+  }
   if (failure !== undefined) throw failure;
   if (skipped > 0) log.info(`skipped ${skipped} file(s) already complete from an earlier run (${formatBytes(progress.reusedBytes)} reused)`);
 

@@ -21,13 +21,6 @@ import { freshDest, tempDir } from '../helpers/tree.js';
 
 /** Generous: with 1 s timeouts and one attempt, every case ends in a few seconds. */
 const HANG_GUARD_MS = 30_000;
-/**
- * Sources built on the shared HTTP client (src/net/http-client.ts), whose dispatcher does not yet
- * apply the read timeout to response headers and bodies (undici's headersTimeout/bodyTimeout are
- * 0): a silent server hangs them, so their read-timeout case is skipped rather than left to the
- * hang guard. Empty this set once the client sets both to the read timeout.
- */
-const AWAITING_HTTP_CLIENT_READ_TIMEOUT: ReadonlySet<string> = new Set(['http', 'gcs', 'huggingface', 'modelscope', 'webhdfs', 'git-http', 'oci']);
 const PYTHON_BLACKHOLE = [
   'import socket, sys, time',
   's = socket.socket()',
@@ -155,8 +148,7 @@ describe('timeouts reach every backend (CLI against stalled servers)', () => {
   });
 
   for (const c of cases) {
-    const readSkip = AWAITING_HTTP_CLIENT_READ_TIMEOUT.has(c.source) ? 'the shared HTTP client does not yet time out waiting for a response' : false;
-    it(`${c.source}: a server that accepts and never answers ends with the read timeout`, { skip: readSkip }, async () => {
+    it(`${c.source}: a server that accepts and never answers ends with the read timeout`, async () => {
       const dest = freshDest(work.dir);
       const result = await runCli([c.uri(silent.port), dest], { env: { ...quick(c), ...await c.env(silent.port) }, timeoutMs: HANG_GUARD_MS });
       assert.equal(result.signal, null, `hung: ${result.stderr}`);
