@@ -89,9 +89,8 @@ function matrixSection(rows) {
       '**Undetectable corruption.** A source that publishes no checksum can only check sizes, so a byte',
       `flipped in transit lands in a file that looks complete: ${unique(undetectable.map((r) => r.source)).join(', ')}`,
       `(${plural(undetectable.length, 'cell')}, ${plural(sum(undetectable, 'bytesLost'), 'byte')} wrong). Plain HTTP can be verified when the`,
-      'server sends `Content-MD5` or `Digest: sha-256=` (the "Content-MD5" row shows it caught); WebHDFS',
-      'offers only GETFILECHECKSUM, an MD5-of-MD5-of-CRC32C that depends on the block layout and cannot',
-      'be recomputed from the bytes. The tests assert these cells stay undetectable, so the gap cannot',
+      'server sends `Content-MD5` or `Digest: sha-256=` (the "Content-MD5" row shows it caught).',
+      'The tests assert these cells stay undetectable, so the gap cannot',
       'close or widen unnoticed.',
       '',
     );
