@@ -31,7 +31,7 @@ export function s3Error(err: unknown, what: string, timeouts?: S3Timeouts): unkn
   const code = e.Code ?? e.name ?? 'Error';
   const status = e.$metadata?.httpStatusCode;
   if (code === 'CredentialsProviderError') {
-    return new StorageError('AuthFailed', `S3 authentication failed for ${what}: no AWS credentials found. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a storage-config secret, IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE), or awsAnonymousCredential=true for a public bucket.`, { cause: err });
+    return new StorageError('AuthFailed', `S3 authentication failed for ${what}: no AWS credentials found. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a storage-config secret, IRSA (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE), an EC2 instance profile (IMDS), or awsAnonymousCredential=true for a public bucket.`, { cause: err });
   }
   if (AUTH_CODES.has(code) || status === 401) {
     return new StorageError('AuthFailed', `S3 authentication failed for ${what} (${code}). Verify credentials.`, { cause: err });
