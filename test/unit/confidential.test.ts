@@ -257,8 +257,8 @@ describe('decrypting a destination', () => {
     const zip = await setup({ 'model.bin.jwe': zipped }, key);
     await assert.rejects(zip.run(), rejectsWith(/^cannot decrypt model\.bin\.jwe: it is compressed \("zip": "DEF"\), which is not supported; encrypt the file without compression$/));
     assert.deepEqual(await names(zip.dest), ['model.bin.jwe']);
-    const critical = await new CompactEncrypt(PLAINTEXT).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', crit: ['exp'], exp: 1 }).encrypt(key).catch(() => undefined)
-      ?? `${Buffer.from('{"alg":"dir","enc":"A256GCM","crit":["exp"],"exp":1}').toString('base64url')}..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA`;
+    // jose will not encrypt with a "crit" it does not know either: the file is put together by hand (the check comes before any decryption).
+    const critical = `${Buffer.from('{"alg":"dir","enc":"A256GCM","crit":["exp"],"exp":1}').toString('base64url')}..AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA`;
     const crit = await setup({ 'model.bin.jwe': critical }, key);
     await assert.rejects(crit.run(), rejectsWith(/^cannot decrypt model\.bin\.jwe: it marks header parameters as critical \("crit": \["exp"\]\)/));
   });
