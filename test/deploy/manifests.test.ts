@@ -13,7 +13,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { parseStorageUri, URI_EXAMPLES } from '../../src/uri/index.js';
 import { skipWithout } from '../helpers/system.js';
 import { startApiServerDouble } from './api-server-double.js';
-import { crdValidator, referenceFile } from './kserve-schemas.js';
+import { crdValidator, referenceFile, SKIP_WITHOUT_REFERENCE } from './kserve-schemas.js';
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -169,7 +169,7 @@ describe('deploy/kubernetes manifests', () => {
     assert.deepEqual(api.writes, [], 'a client-side dry run writes nothing');
   });
 
-  it("KServe's CRDs accept every custom resource", () => {
+  it("KServe's CRDs accept every custom resource", { skip: SKIP_WITHOUT_REFERENCE }, () => {
     const crds = new Map([
       ['ClusterStorageContainer', 'serving.kserve.io_clusterstoragecontainers.yaml'],
       ['InferenceService', 'serving.kserve.io_inferenceservices.yaml'],
@@ -241,7 +241,7 @@ describe('deploy/kubernetes manifests', () => {
     assert.deepEqual([...images], [csc.image], 'every ClusterStorageContainer runs the same image');
   });
 
-  it("the patches use only keys KServe reads and keep every key of KServe's defaults", () => {
+  it("the patches use only keys KServe reads and keep every key of KServe's defaults", { skip: SKIP_WITHOUT_REFERENCE }, () => {
     const configMap = parse(readFileSync(referenceFile('inferenceservice.yaml'), 'utf8')) as { data: Record<string, string> };
     for (const [file, key] of [['inferenceservice-config-patch.yaml', 'storageInitializer'], [path.join('samples', 'local-model-config-patch.yaml'), 'localModel']] as const) {
       const ours = configPatchValue(file, key);
@@ -253,7 +253,7 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it("kubectl patch changes only storageInitializer of KServe's ConfigMap", { skip: KUBECTL }, async () => {
+  it("kubectl patch changes only storageInitializer of KServe's ConfigMap", { skip: KUBECTL || SKIP_WITHOUT_REFERENCE }, async () => {
     const shipped = referenceFile('inferenceservice.yaml');
     const patch = path.join(DEPLOY, 'inferenceservice-config-patch.yaml');
     const { stdout } = await run('kubectl', ['patch', '--local', '-f', shipped, '--type', 'merge', '--patch-file', patch, '-o', 'yaml'], {
