@@ -14,8 +14,11 @@ export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'git-sha1' | 'crc32'
 export interface Checksum {
   algorithm: ChecksumAlgorithm;
   hex: string;
-  /** For digests that depend on how the store cut the bytes up: chunk and block sizes in bytes. */
-  layout?: { bytesPerCrc: number; blockSize: number } | undefined;
+  /**
+   * For digests that depend on how the store cut the bytes up: chunk and block sizes in bytes, and
+   * when the blocks are not all `blockSize` long (concatenated or appended files), each block's length.
+   */
+  layout?: { bytesPerCrc: number; blockSize: number; blockLengths?: number[] | undefined } | undefined;
 }
 
 /** Half-open byte range [start, end). */

@@ -18,8 +18,11 @@
  *   USER_PROXY goes as `doas`, as upstream. Datanodes get the namenode's delegation token instead.
  * - Checksums: GETFILECHECKSUM for every non-empty file while listing, a few at a time (the
  *   namenode redirects it to a datanode, which reads every block's CRCs); webhdfs-checksum.ts says
- *   which answers the engine can recompute. Any failure to get one leaves that file to the size
- *   check, with a debug line: older gateways lack the operation, and it must never fail a download.
+ *   which answers the engine can recompute. The MD5-of-MD5 one for a file of several blocks depends
+ *   on where each block ends, which concatenated and appended files do not have at `blockSize`: the
+ *   block lengths come from GETFILEBLOCKLOCATIONS (Hadoop 3.2+), else GET_BLOCK_LOCATIONS (older,
+ *   the one WebHdfsFileSystem itself uses). Any failure to get either leaves that file to the size
+ *   check, with a debug line: older gateways lack these operations, and they must never fail a download.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -30,7 +33,7 @@ import type { HdfsSettings } from '../settings/hdfs.js';
 import type { Settings } from '../settings/settings.js';
 import type { Location } from '../uri/location.js';
 import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
-import { checksumFromFileChecksum } from './webhdfs-checksum.js';
+import { blockLengthsFrom, checksumFromFileChecksum, spansBlocks } from './webhdfs-checksum.js';
 import { isStandby, isUnsupportedOp, readRemoteException, webHdfsError, type RemoteException } from './webhdfs-errors.js';
 import { openSpnego, type Spnego } from './webhdfs-kerberos.js';
 
@@ -79,6 +82,8 @@ export class WebHdfsSource implements ObjectSource {
   private active = 0;
   private batchSupported = true;
   private checksumSupported = true;
+  /** The block-locations operations the namenode may know, in the order they are tried. */
+  private blockLocationOps = ['GETFILEBLOCKLOCATIONS', 'GET_BLOCK_LOCATIONS'];
   /** Opened on the first namenode request, so that the native module loads only when needed. */
   private spnego: Spnego | undefined;
 
@@ -234,11 +239,40 @@ export class WebHdfsSource implements ObjectSource {
         if (isUnsupportedOp(result.status, result.remote, 'GETFILECHECKSUM')) this.checksumSupported = false;
         return `GETFILECHECKSUM answered ${result.status}${result.remote === undefined ? '' : ` (${result.remote.exception})`}`;
       }
-      return checksumFromFileChecksum((await this.json(result.response)).FileChecksum, status);
+      const value = (await this.json(result.response)).FileChecksum;
+      if (!spansBlocks(value, status)) return checksumFromFileChecksum(value, status);
+      const lengths = await this.blockLengths(hdfsPath, signal);
+      return typeof lengths === 'string' ? `it has several blocks and ${lengths}` : checksumFromFileChecksum(value, status, lengths);
     } catch (err) {
       if (signal.aborted) throw err;
       return `GETFILECHECKSUM failed (${describeError(err)})`;
     }
+  }
+
+  /** The lengths of the file's blocks, from the first block-locations operation that answers, or why there are none. */
+  private async blockLengths(hdfsPath: string, signal: AbortSignal): Promise<number[] | string> {
+    const failures: string[] = [];
+    for (const op of [...this.blockLocationOps]) {
+      try {
+        const result = await this.namenode(op, hdfsPath, {}, signal);
+        if (result.ok) {
+          const lengths = blockLengthsFrom(await this.json(result.response));
+          if (typeof lengths !== 'string') return lengths;
+          failures.push(`${op}: ${lengths}`);
+          continue;
+        }
+        // A namenode that does not know the operation, or a gateway that does not pass it on.
+        if (isUnsupportedOp(result.status, result.remote, op) || (result.status === 404 && result.remote === undefined)) {
+          this.blockLocationOps = this.blockLocationOps.filter((known) => known !== op);
+          this.log.debug(`WebHDFS: the namenode does not know ${op} (${result.status})`);
+        }
+        failures.push(`${op} answered ${result.status}${result.remote === undefined ? '' : ` (${result.remote.exception})`}`);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        failures.push(`${op} failed (${describeError(err)})`);
+      }
+    }
+    return failures.length === 0 ? 'the namenode knows neither GETFILEBLOCKLOCATIONS nor GET_BLOCK_LOCATIONS to tell their lengths' : `their lengths are unknown: ${failures.join('; ')}`;
   }
 
   /** The entries of one directory, a page at a time. */

@@ -56,17 +56,21 @@ function crc32cOfView(view: DataView, start: number, end: number, crc: number): 
 
 /**
  * HDFS's file checksum (Hadoop's MD5MD5CRC32FileChecksum, as GETFILECHECKSUM publishes it). Each
- * block of `blockSize` bytes is cut into chunks of `bytesPerCrc` (the last of a block may be
+ * block (of `blockSize` bytes, or of its own length from `blockLengths` where the file's blocks are
+ * uneven: concatenated, or appended with new blocks) is cut into chunks of `bytesPerCrc` (the last of a block may be
  * shorter); the block's digest is the MD5 of its chunks' CRCs, 4 big-endian bytes each. The file's
  * MD5 is over the block MD5s as the HDFS client collects them: in a byte array that starts at 32
  * bytes and doubles when full, all of which it digests, zero padding included. The hex is the
- * serialized value: bytesPerCrc (int32), CRCs per block (int64; 0 unless the file has more than
- * one block), the MD5. A file with no block is the fixed value HDFS returns for it: 0, 0, MD5 of 32 zero bytes.
+ * serialized value: bytesPerCrc (int32), the first block's CRC count (int64; 0 unless the file has
+ * more than one block), the MD5. A file with no block is the fixed value HDFS returns for it: 0, 0, MD5 of 32 zero bytes.
  */
 class HdfsFileDigest implements Digest {
   private readonly crc: 'crc32' | 'crc32c';
   private readonly bytesPerCrc: number;
   private readonly blockSize: number;
+  private readonly blockLengths: readonly number[];
+  /** Length of the current block: its entry in blockLengths, else blockSize. */
+  private blockEnd: number;
   /** The current block's CRCs not yet fed to its MD5. */
   private readonly crcs = Buffer.alloc(8192);
   private crcBytes = 0;
@@ -79,12 +83,16 @@ class HdfsFileDigest implements Digest {
   private firstBlockCrcCount = 0;
 
   constructor(crc: 'crc32' | 'crc32c', layout: Checksum['layout']) {
-    const { bytesPerCrc, blockSize } = layout ?? { bytesPerCrc: 0, blockSize: 0 };
+    const { bytesPerCrc, blockSize, blockLengths = [] } = layout ?? { bytesPerCrc: 0, blockSize: 0 };
     if (!Number.isSafeInteger(bytesPerCrc) || !Number.isSafeInteger(blockSize) || bytesPerCrc < 0 || blockSize < bytesPerCrc) {
       throw new Error(`an HDFS checksum needs whole bytesPerCrc and blockSize (got ${bytesPerCrc}, ${blockSize})`);
     }
+    // A block of 0 bytes would never end; the source leaves such files to the size check.
+    if (!blockLengths.every((n) => Number.isSafeInteger(n) && n > 0)) throw new Error('an HDFS checksum needs positive whole block lengths');
     this.bytesPerCrc = bytesPerCrc;
     this.blockSize = blockSize;
+    this.blockLengths = blockLengths;
+    this.blockEnd = blockLengths[0] ?? blockSize;
     this.crc = crc;
   }
 
@@ -94,13 +102,13 @@ class HdfsFileDigest implements Digest {
     let i = 0;
     while (i < bytes.length) {
       // A chunk ends at bytesPerCrc or at the end of its block, whichever comes first.
-      const n = Math.min(this.bytesPerCrc - this.chunkFill, this.blockSize - this.blockFill, bytes.length - i);
+      const n = Math.min(this.bytesPerCrc - this.chunkFill, this.blockEnd - this.blockFill, bytes.length - i);
       this.chunkCrc = view === undefined ? crc32(bytes.subarray(i, i + n), this.chunkCrc) : crc32cOfView(view, i, i + n, this.chunkCrc);
       i += n;
       this.chunkFill += n;
       this.blockFill += n;
-      if (this.chunkFill === this.bytesPerCrc || this.blockFill === this.blockSize) this.endChunk();
-      if (this.blockFill === this.blockSize) this.endBlock();
+      if (this.chunkFill === this.bytesPerCrc || this.blockFill === this.blockEnd) this.endChunk();
+      if (this.blockFill === this.blockEnd) this.endBlock();
     }
   }
 
@@ -125,6 +133,7 @@ class HdfsFileDigest implements Digest {
     this.blockHash = createHash('md5');
     this.blockCrcCount = 0;
     this.blockFill = 0;
+    this.blockEnd = this.blockLengths[this.blockMd5s.length] ?? this.blockSize;
   }
 
   hex(): string {

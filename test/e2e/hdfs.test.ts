@@ -7,6 +7,8 @@
  * KDC). No secret value ever reaches the output. Files are verified by the checksum HDFS publishes
  * (GETFILECHECKSUM, MD5-of-MD5-of-CRC32C or COMPOSITE-CRC32C): a byte flipped between the datanode
  * and us is caught and the file fetched again; a cluster without the operation gets the size check.
+ * A file of uneven blocks (as concat or an append with NEW_BLOCK leaves it) is verified by its block
+ * lengths from GETFILEBLOCKLOCATIONS or GET_BLOCK_LOCATIONS, or by its size where neither is known.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -175,8 +177,12 @@ describe('hdfs source (CLI against the WebHDFS double)', () => {
 
 describe('hdfs file checksums (GETFILECHECKSUM through the datanode)', () => {
   const BLOCK = 64 * 1024;
+  // concat of files of 64 KiB + 20000 and 64 KiB + 777 bytes: the first block is full, so nothing
+  // in the checksum answer tells these blocks from even ones.
+  const UNEVEN_BLOCKS = [BLOCK, 20_000, BLOCK, 777];
   const FILES: Tree = new Map([
     ['m/weights.bin', randomBytes(5 * BLOCK + 1234, 43)],
+    ['m/concat.bin', randomBytes(UNEVEN_BLOCKS.reduce((a, n) => a + n, 0), 47)],
     ['m/config.json', Buffer.from('{"framework":"pytorch"}')],
     ['m/empty.txt', Buffer.alloc(0)],
   ]);
@@ -186,17 +192,17 @@ describe('hdfs file checksums (GETFILECHECKSUM through the datanode)', () => {
 
   /**
    * The CLI against a double whose datanode sits behind a fault proxy flipping one byte in the
-   * first `flips` OPEN answers for weights.bin (the namenode's redirects are pointed at that proxy).
+   * first `flips` OPEN answers for `flipped` (the namenode's redirects are pointed at that proxy).
    */
-  async function run(options: Parameters<typeof startWebHdfsDouble>[0], flips: number): Promise<{ result: CliResult; files: Map<string, string>; double: WebHdfsDouble }> {
+  async function run(options: Parameters<typeof startWebHdfsDouble>[0], flips: number, flipped = 'weights.bin'): Promise<{ result: CliResult; files: Map<string, string>; double: WebHdfsDouble }> {
     const double = await startWebHdfsDouble({ blockSize: BLOCK, ...options });
     const proxies: FaultProxy[] = [];
     try {
-      for (const [key, content] of FILES) double.putFile(`/${key}`, content);
+      for (const [key, content] of FILES) double.putFile(`/${key}`, content, key === 'm/concat.bin' ? { blockLengths: UNEVEN_BLOCKS } : {});
       let opens = 0;
       const datanode = await startFaultProxy({
         upstream: double.datanodeUrl,
-        schedule: (req) => /[?&]op=OPEN(&|$)/i.test(req.url) && req.path.endsWith('/weights.bin') && opens++ < flips ? { kind: 'flip-byte' } : { kind: 'none' },
+        schedule: (req) => /[?&]op=OPEN(&|$)/i.test(req.url) && req.path.endsWith(`/${flipped}`) && opens++ < flips ? { kind: 'flip-byte' } : { kind: 'none' },
       });
       proxies.push(datanode);
       const namenode = await startFaultProxy({ upstream: double.activeUrl, rewriteOrigins: { [new URL(double.datanodeUrl).origin]: datanode.url } });
@@ -213,6 +219,8 @@ describe('hdfs file checksums (GETFILECHECKSUM through the datanode)', () => {
   const expected = hashOf(new Map([...FILES].map(([k, v]) => [k.slice('m/'.length), v])));
   const checksumRequests = (double: WebHdfsDouble, server: 'nn' | 'dn'): string[] =>
     double.requests.filter((r) => r.op === 'GETFILECHECKSUM' && r.server.startsWith(server)).map((r) => r.path).sort();
+  const blockRequests = (double: WebHdfsDouble): string[] =>
+    double.requests.filter((r) => r.op === 'GETFILEBLOCKLOCATIONS' || r.op === 'GET_BLOCK_LOCATIONS').map((r) => `${r.op} ${r.path}`).sort();
 
   it('verifies every non-empty file by its MD5-of-MD5-of-CRC32C over several blocks, catching a flipped byte and fetching the file again', async () => {
     const { result, files, double } = await run({}, 1);
@@ -220,9 +228,41 @@ describe('hdfs file checksums (GETFILECHECKSUM through the datanode)', () => {
     assert.deepEqual(files, expected);
     assert.match(result.stderr, /hdfs-md5md5crc32c mismatch for weights\.bin: expected 000002000000000000000080[0-9a-f]{32}, got [0-9a-f]{56}; downloading weights\.bin again/);
     // Asked of the namenode, answered by the datanode it redirects to; an empty file is not asked about.
-    assert.deepEqual(checksumRequests(double, 'nn'), ['/m/config.json', '/m/weights.bin']);
-    assert.deepEqual(checksumRequests(double, 'dn'), ['/m/config.json', '/m/weights.bin']);
+    assert.deepEqual(checksumRequests(double, 'nn'), ['/m/concat.bin', '/m/config.json', '/m/weights.bin']);
+    assert.deepEqual(checksumRequests(double, 'dn'), ['/m/concat.bin', '/m/config.json', '/m/weights.bin']);
+    // Block lengths only for the files of several blocks.
+    assert.deepEqual(blockRequests(double), ['GETFILEBLOCKLOCATIONS /m/concat.bin', 'GETFILEBLOCKLOCATIONS /m/weights.bin']);
     assert.doesNotMatch(result.stderr, /by its size only/);
+  });
+
+  it('verifies a file of uneven blocks (concatenated) by their lengths, catching a flipped byte and fetching the file again', async () => {
+    const { result, files } = await run({}, 1, 'concat.bin');
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    assert.match(result.stderr, /hdfs-md5md5crc32c mismatch for concat\.bin: expected 000002000000000000000080[0-9a-f]{32}, got [0-9a-f]{56}; downloading concat\.bin again/);
+    assert.equal(result.stderr.match(/mismatch for concat\.bin/g)?.length, 1, 'the second download verifies');
+    assert.doesNotMatch(result.stderr, /by its size only/);
+  });
+
+  it('takes the block lengths from GET_BLOCK_LOCATIONS on a namenode without GETFILEBLOCKLOCATIONS (before Hadoop 3.2)', async () => {
+    const { result, files, double } = await run({ blockLocations: ['GET_BLOCK_LOCATIONS'] }, 0);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    assert.doesNotMatch(result.stderr, /by its size only/);
+    assert.match(result.stderr, /DEBUG WebHDFS: the namenode does not know GETFILEBLOCKLOCATIONS \(400\)/);
+    const asked = blockRequests(double);
+    assert.ok(asked.includes('GET_BLOCK_LOCATIONS /m/concat.bin') && asked.includes('GET_BLOCK_LOCATIONS /m/weights.bin'), asked.join(', '));
+  });
+
+  it('verifies a file of several blocks by its size, with a debug line, where the namenode tells no block lengths', async () => {
+    const { result, files } = await run({ blockLocations: [] }, 0);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(files, expected);
+    const sizeOnly = [...result.stderr.matchAll(/DEBUG WebHDFS: verifying \/m\/([a-z.]+) by its size only: it has several blocks and (.*)/g)];
+    assert.deepEqual(sizeOnly.map((m) => m[1]).sort(), ['concat.bin', 'weights.bin'], result.stderr);
+    assert.ok(sizeOnly.every((m) => /GETFILEBLOCKLOCATIONS|GET_BLOCK_LOCATIONS/.test(m[2] ?? '')), result.stderr);
+    // A file of one block is still verified by its checksum.
+    assert.doesNotMatch(result.stderr, /verifying \/m\/config\.json by its size only/);
   });
 
   it('verifies by COMPOSITE-CRC32C (dfs.checksum.combine.mode=COMPOSITE_CRC) as the plain CRC-32C of the bytes', async () => {

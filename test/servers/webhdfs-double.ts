@@ -10,10 +10,16 @@
  *   GET /webhdfs/v1/PATH?op=OPEN[&offset&length] 307 to the datanode, which serves the bytes
  *   GET /webhdfs/v1/PATH?op=GETFILECHECKSUM      307 to the datanode, which answers
  *                                                {"FileChecksum":{"algorithm","bytes","length"}}
+ *   GET /webhdfs/v1/PATH?op=GETFILEBLOCKLOCATIONS[&offset&length]
+ *                                                {"BlockLocations":{"BlockLocation":[{"offset","length",...}]}}
+ *   GET /webhdfs/v1/PATH?op=GET_BLOCK_LOCATIONS[&offset&length]
+ *                                                {"LocatedBlocks":{"locatedBlocks":[{"startOffset","block":{"numBytes",...},...}],...}}
  *
- * GETFILECHECKSUM is computed from the stored bytes as HDFS does, with the double's block size and
- * 512 bytes per CRC: by default Hadoop's MD5MD5CRC32C (the HDFS default), or COMPOSITE-CRC32C as
- * with dfs.checksum.combine.mode=COMPOSITE_CRC; a 0-byte file gets HDFS's fixed value for it.
+ * A file's blocks are `blockSize` bytes but the last, or the lengths it was stored with
+ * (`putFile(..., { blockLengths })`), as `concat` or an append with NEW_BLOCK leaves them.
+ * GETFILECHECKSUM is computed from the stored bytes and those blocks as HDFS does, with 512 bytes
+ * per CRC: by default Hadoop's MD5MD5CRC32C (the HDFS default), or COMPOSITE-CRC32C as with
+ * dfs.checksum.combine.mode=COMPOSITE_CRC; a 0-byte file gets HDFS's fixed value for it.
  *
  * As Hadoop: `op` values and parameter names are case-insensitive; the user is `user.name` (else the
  * anonymous `dr.who`), `doas` impersonates only for configured proxy users; permissions are checked
@@ -48,6 +54,11 @@ export interface WebHdfsDoubleOptions {
   batchLimit?: number;
   /** false: an old namenode (before Hadoop 2.8) that refuses LISTSTATUS_BATCH. */
   listStatusBatch?: boolean;
+  /**
+   * The block-locations operations the namenode knows; default both. Hadoop before 3.2 knows only
+   * GET_BLOCK_LOCATIONS; [] is a gateway that passes on neither.
+   */
+  blockLocations?: ('GETFILEBLOCKLOCATIONS' | 'GET_BLOCK_LOCATIONS')[];
   /** Headers the namenodes require (a gateway's token); missing or wrong -> 401. Datanodes never see them. */
   requiredHeaders?: Record<string, string>;
   /** Real users allowed to impersonate others with `doas`. */
@@ -87,6 +98,8 @@ interface Inode {
   permission: string;
   modificationTime: number;
   fileId: number;
+  /** The lengths of the file's blocks when they are not all blockSize (concatenated or appended files). */
+  blockLengths?: number[];
 }
 
 export interface WebHdfsDouble {
@@ -99,7 +112,8 @@ export interface WebHdfsDouble {
   readonly standbyUrl: string;
   readonly requests: WebHdfsRequest[];
   mkdir(path: string, options?: { owner?: string; permission?: string }): void;
-  putFile(path: string, data: Buffer, options?: { owner?: string; permission?: string }): void;
+  /** `blockLengths`: the file's blocks as concat or an append with NEW_BLOCK leaves them (each 1..blockSize bytes, adding up to the data). */
+  putFile(path: string, data: Buffer, options?: { owner?: string; permission?: string; blockLengths?: number[] }): void;
   stop(): Promise<void>;
 }
 
@@ -128,12 +142,14 @@ const crcBytes = (crc: number): Buffer => {
  * MD5 of each block's chunk CRCs, then the MD5 of those block MD5s as the HDFS client collects them
  * in a buffer of 32 bytes doubled when full, which it digests whole, padding included. `bytes` is
  * the serialization buffer whole too: 28 bytes of value (bytesPerCRC, crcPerBlock, MD5) then 4 zeros.
+ * crcPerBlock is what the datanode reports for the first block (the CRCs in its metadata file), and
+ * only for a file of several blocks (FileChecksumHelper), whatever the other blocks hold.
  */
-function fileChecksum(data: Buffer, blockSize: number, mode: 'md5md5crc32c' | 'composite-crc32c'): { algorithm: string; bytes: string; length: number } {
+function fileChecksum(data: Buffer, blocks: readonly number[], mode: 'md5md5crc32c' | 'composite-crc32c'): { algorithm: string; bytes: string; length: number } {
   if (data.length > 0 && mode === 'composite-crc32c') return { algorithm: 'COMPOSITE-CRC32C', bytes: crcBytes(crc32c(data)).toString('hex'), length: 4 };
   const blockMd5s: Buffer[] = [];
-  for (let start = 0; start < data.length; start += blockSize) {
-    const block = data.subarray(start, start + blockSize);
+  for (let b = 0, start = 0; b < blocks.length; start += blocks[b] ?? 0, b++) {
+    const block = data.subarray(start, start + (blocks[b] ?? 0));
     const md5 = createHash('md5');
     for (let chunk = 0; chunk < block.length; chunk += BYTES_PER_CRC) md5.update(crcBytes(crc32c(block.subarray(chunk, chunk + BYTES_PER_CRC))));
     blockMd5s.push(md5.digest());
@@ -145,7 +161,7 @@ function fileChecksum(data: Buffer, blockSize: number, mode: 'md5md5crc32c' | 'c
   });
   // An empty file has no block: HDFS answers (0, 0, MD5 of 32 zero bytes) under the CRC32 name.
   const bytesPerCrc = data.length === 0 ? 0 : BYTES_PER_CRC;
-  const crcPerBlock = blockMd5s.length > 1 ? blockSize / BYTES_PER_CRC : 0;
+  const crcPerBlock = blockMd5s.length > 1 ? Math.ceil((blocks[0] ?? 0) / BYTES_PER_CRC) : 0;
   const serialized = Buffer.alloc(32);
   serialized.writeInt32BE(bytesPerCrc, 0);
   serialized.writeBigInt64BE(BigInt(crcPerBlock), 4);
@@ -180,6 +196,26 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
   const batchLimit = options.batchLimit ?? 1000;
   const blockSize = options.blockSize ?? 134217728;
   const checksumMode = options.fileChecksum ?? 'md5md5crc32c';
+  const blockLocationOps: string[] = options.blockLocations ?? ['GETFILEBLOCKLOCATIONS', 'GET_BLOCK_LOCATIONS'];
+
+  /** The file's block lengths: as stored, else blockSize each but the last. */
+  const blocksOf = (inode: Inode): number[] => {
+    if (inode.blockLengths !== undefined) return inode.blockLengths;
+    const blocks: number[] = [];
+    for (let start = 0; start < inode.data.length; start += blockSize) blocks.push(Math.min(blockSize, inode.data.length - start));
+    return blocks;
+  };
+
+  /** The blocks overlapping [offset, offset + length), as the namenode's getBlockLocations picks them. */
+  const locatedBlocks = (inode: Inode, offset: number, length: number): { start: number; length: number; id: number }[] => {
+    const located: { start: number; length: number; id: number }[] = [];
+    let start = 0;
+    blocksOf(inode).forEach((n, i) => {
+      if (start < offset + length && start + n > offset) located.push({ start, length: n, id: 1_073_741_825 + inode.fileId * 100 + i });
+      start += n;
+    });
+    return located;
+  };
 
   const rwx = (inode: Inode): string => (inode.type === 'DIRECTORY' ? 'd' : '-')
     + inode.permission.split('').map((d) => { const n = Number(d); return `${n & 4 ? 'r' : '-'}${n & 2 ? 'w' : '-'}${n & 1 ? 'x' : '-'}`; }).join('');
@@ -323,7 +359,7 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         return;
       }
       if (op === 'OPEN') sendBytes(res, user, path, inode, query);
-      else if (checksumMode !== false) sendJson(res, 200, { FileChecksum: fileChecksum(inode.data, blockSize, checksumMode) });
+      else if (checksumMode !== false) sendJson(res, 200, { FileChecksum: fileChecksum(inode.data, blocksOf(inode), checksumMode) });
       return;
     }
     switch (op) {
@@ -357,9 +393,12 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         } });
         return;
       }
+      case 'GETFILEBLOCKLOCATIONS':
+      case 'GET_BLOCK_LOCATIONS':
       case 'GETFILECHECKSUM':
       case 'OPEN': {
         if (op === 'GETFILECHECKSUM' && checksumMode === false) break;
+        if ((op === 'GETFILEBLOCKLOCATIONS' || op === 'GET_BLOCK_LOCATIONS') && !blockLocationOps.includes(op)) break;
         if (inode.type !== 'FILE') {
           remote(res, 404, 'FileNotFoundException', 'java.io', `Path is not a file: ${path}`);
           return;
@@ -367,6 +406,10 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         const why = denied(user, path, inode, 'READ');
         if (why !== undefined) {
           remote(res, 403, 'AccessControlException', 'org.apache.hadoop.security', why);
+          return;
+        }
+        if (op !== 'OPEN' && op !== 'GETFILECHECKSUM') {
+          sendBlockLocations(res, op, inode, query);
           return;
         }
         const target = new URL(`${url(2)}/webhdfs/v1${path.split('/').map((s) => encodeURIComponent(s)).join('/')}`);
@@ -391,6 +434,36 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
         break;
     }
     remote(res, 400, 'IllegalArgumentException', 'java.lang', `Invalid value for webhdfs parameter "op": No enum constant org.apache.hadoop.hdfs.web.resources.GetOpParam.Op.${op}`);
+  };
+
+  /** The namenode's answer to either block-locations operation (NamenodeWebHdfsMethods + JsonUtil). */
+  const sendBlockLocations = (res: ServerResponse, op: string, inode: Inode, query: URLSearchParams): void => {
+    const offset = Number(query.get('offset') ?? '0');
+    const length = Number(query.get('length') ?? String(Number.MAX_SAFE_INTEGER));
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      remote(res, 400, 'IllegalArgumentException', 'java.lang', `Invalid offset or length: offset=${query.get('offset') ?? ''}, length=${query.get('length') ?? ''}`);
+      return;
+    }
+    const blocks = locatedBlocks(inode, offset, length);
+    const datanode = { host: '127.0.0.1', xfer: '127.0.0.1:9866' };
+    if (op === 'GETFILEBLOCKLOCATIONS') {
+      sendJson(res, 200, { BlockLocations: { BlockLocation: blocks.map((b) => ({
+        cachedHosts: [], corrupt: false, hosts: [datanode.host], length: b.length, names: [datanode.xfer], offset: b.start,
+        storageTypes: ['DISK'], topologyPaths: [`/default-rack/${datanode.xfer}`],
+      })) } });
+      return;
+    }
+    const located = (b: { start: number; length: number; id: number }): Record<string, unknown> => ({
+      block: { blockId: b.id, blockPoolId: 'BP-1-127.0.0.1-1700000000000', generationStamp: 1001, numBytes: b.length },
+      blockToken: { urlString: 'AAAAAAA' }, cachedLocations: [], isCorrupt: false,
+      locations: [{ adminState: 'NORMAL', hostName: 'localhost', infoPort: 9864, ipAddr: datanode.host, name: datanode.xfer, xferPort: 9866 }],
+      startOffset: b.start, storageTypes: ['DISK'],
+    });
+    const all = blocksOf(inode);
+    const last = all.length === 0 ? null : located({ start: inode.data.length - (all.at(-1) ?? 0), length: all.at(-1) ?? 0, id: 1_073_741_825 + inode.fileId * 100 + all.length - 1 });
+    sendJson(res, 200, { LocatedBlocks: {
+      fileLength: inode.data.length, isLastBlockComplete: true, isUnderConstruction: false, lastLocatedBlock: last, locatedBlocks: blocks.map(located),
+    } });
   };
 
   const sendBytes = (res: ServerResponse, user: string, path: string, inode: Inode, query: URLSearchParams): void => {
@@ -444,8 +517,12 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
     },
     putFile(path, data, opts = {}) {
       const p = normalize(path);
+      const lengths = opts.blockLengths;
+      if (lengths !== undefined && (lengths.some((n) => !Number.isSafeInteger(n) || n <= 0 || n > blockSize) || lengths.reduce((a, n) => a + n, 0) !== data.length)) {
+        throw new Error(`blockLengths of ${p} must each be 1..${blockSize} bytes and add up to ${data.length}`);
+      }
       ensureDir(parent(p));
-      inodes.set(p, newInode('FILE', data, opts.owner, opts.permission));
+      inodes.set(p, { ...newInode('FILE', data, opts.owner, opts.permission), ...(lengths === undefined ? {} : { blockLengths: [...lengths] }) });
     },
     async stop() {
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => {

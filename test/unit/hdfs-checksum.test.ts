@@ -1,8 +1,10 @@
 /**
  * HDFS's file checksum (hdfs-md5md5crc32c / hdfs-md5md5crc32) against a reference written here
  * from the definition, the slow and obvious way (a bytewise CRC-32C table, Buffer slices, Java's
- * byte-array growth spelled out), for sizes around the chunk and block boundaries; HDFS's fixed
- * value for an empty file; and which GETFILECHECKSUM answers the WebHDFS source hands the engine.
+ * byte-array growth spelled out), for sizes around the chunk and block boundaries and for uneven
+ * blocks (concatenated or appended files); HDFS's fixed value for an empty file; which
+ * GETFILECHECKSUM answers the WebHDFS source hands the engine; and the block lengths it reads from
+ * GETFILEBLOCKLOCATIONS and GET_BLOCK_LOCATIONS answers.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { checksumFromFileChecksum } from '../../src/sources/webhdfs-checksum.js';
+import { blockLengthsFrom, checksumFromFileChecksum, spansBlocks } from '../../src/sources/webhdfs-checksum.js';
 import type { Checksum } from '../../src/sources/types.js';
 import { crc32cOf, SequentialHasher } from '../../src/transfer/checksum.js';
 import { randomBytes } from '../helpers/tree.js';
@@ -30,12 +32,24 @@ function crc32cReference(bytes: Buffer): number {
 
 const md5 = (bytes: Buffer): Buffer => createHash('md5').update(bytes).digest();
 
-/** MD5MD5CRC32FileChecksum as HDFS computes it (FileChecksumHelper + MD5MD5CRC32FileChecksum.write). */
-function hdfsReference(data: Buffer, bytesPerCrc: number, blockSize: number, crc: (b: Buffer) => number): string {
+/** A file's blocks: `blockSize` bytes each but the last. */
+function evenBlocks(size: number, blockSize: number): number[] {
+  const blocks: number[] = [];
+  for (let start = 0; start < size; start += blockSize) blocks.push(Math.min(blockSize, size - start));
+  return blocks;
+}
+
+/**
+ * MD5MD5CRC32FileChecksum as HDFS computes it (FileChecksumHelper + MD5MD5CRC32FileChecksum.write),
+ * over blocks of `blockSize` bytes or of the given lengths; crcPerBlock is the first block's CRC count.
+ */
+function hdfsReference(data: Buffer, bytesPerCrc: number, blocks: number | number[], crc: (b: Buffer) => number): string {
   const blockMd5s: Buffer[] = [];
   const crcsPerBlock: number[] = [];
-  for (let start = 0; start < data.length; start += blockSize) {
-    const block = data.subarray(start, start + blockSize);
+  const lengths = typeof blocks === 'number' ? evenBlocks(data.length, blocks) : blocks;
+  assert.equal(lengths.reduce((a, n) => a + n, 0), data.length);
+  for (let i = 0, start = 0; i < lengths.length; start += lengths[i] ?? 0, i++) {
+    const block = data.subarray(start, start + (lengths[i] ?? 0));
     const crcs: Buffer[] = [];
     for (let at = 0; at < block.length; at += bytesPerCrc) {
       const value = Buffer.alloc(4);
@@ -108,6 +122,41 @@ describe('HDFS file checksum digest', () => {
     assert.equal(await engineDigest({ algorithm: 'hdfs-md5md5crc32c', hex: expected, layout: { bytesPerCrc: 300, blockSize: 1000 } }, data, 777), expected);
   });
 
+  // As concat (blocks of the source files as they were) and appends with NEW_BLOCK leave them.
+  const uneven: [string, number[]][] = [
+    ['a short block in the middle', [blockSize, 1000, blockSize, 777]],
+    ['a short first block', [1500, blockSize, blockSize]],
+    ['short blocks only, not multiples of bytesPerCrc', [513, 1, 511, 2049, 4000]],
+    ['full blocks then two partial ones', [blockSize, blockSize, blockSize - 1, 5]],
+  ];
+  for (const [algorithm, crc] of [['hdfs-md5md5crc32c', crc32cReference], ['hdfs-md5md5crc32', (b: Buffer) => crc32(b)]] as const) {
+    for (const [name, blockLengths] of uneven) {
+      it(`${algorithm} of uneven blocks (${name}) matches the reference with the blocks' lengths, and not without them`, async () => {
+        const size = blockLengths.reduce((a, n) => a + n, 0);
+        const data = randomBytes(size, size + 13);
+        const expected = hdfsReference(data, bytesPerCrc, blockLengths, crc);
+        const checksum: Checksum = { algorithm, hex: expected, layout: { bytesPerCrc, blockSize, blockLengths } };
+        assert.equal(await engineDigest(checksum, data, Math.floor(size / 2)), expected);
+        assert.equal(await engineDigest(checksum, data, size), expected);
+        assert.equal(await engineDigest(checksum, data, 0), expected);
+        // What verification without the lengths computed, and so failed a good download.
+        assert.notEqual(await engineDigest({ algorithm, hex: expected, layout: { bytesPerCrc, blockSize } }, data, 0), expected);
+      });
+    }
+  }
+
+  it('digests even blocks listed explicitly as it does from the block size', async () => {
+    const data = randomBytes(3 * blockSize + 300, 17);
+    const expected = hdfsReference(data, bytesPerCrc, blockSize, crc32cReference);
+    const listed: Checksum = { algorithm: 'hdfs-md5md5crc32c', hex: expected, layout: { bytesPerCrc, blockSize, blockLengths: evenBlocks(data.length, blockSize) } };
+    assert.equal(await engineDigest(listed, data, 1234), expected);
+  });
+
+  it('refuses a block length of 0 (it would never end)', () => {
+    assert.throws(() => new SequentialHasher({ algorithm: 'hdfs-md5md5crc32c', hex: '', layout: { bytesPerCrc, blockSize, blockLengths: [blockSize, 0, 5] } }, blockSize + 5),
+      /positive whole block lengths/);
+  });
+
   it('notices one flipped byte', async () => {
     const data = randomBytes(3 * blockSize + 5, 11);
     const expected = hdfsReference(data, bytesPerCrc, blockSize, crc32cReference);
@@ -126,11 +175,27 @@ describe('WebHDFS GETFILECHECKSUM answers', () => {
     length: 28,
   });
 
-  it('an MD5-of-MD5-of-CRC32C answer for a file of one block or of full blocks', () => {
+  it('an MD5-of-MD5-of-CRC32C answer for a file of one block, with no block lengths needed', () => {
+    assert.equal(spansBlocks(md5Answer(0), { length: 1000, blockSize: MB128 }), false);
     assert.deepEqual(checksumFromFileChecksum(md5Answer(0), { length: 1000, blockSize: MB128 }),
       { algorithm: 'hdfs-md5md5crc32c', hex: `00000200${'0'.repeat(16)}${'ab'.repeat(16)}`, layout: { bytesPerCrc: 512, blockSize: MB128 } });
-    const multi = checksumFromFileChecksum(md5Answer(262144, 'CRC32'), { length: 3 * MB128 + 1, blockSize: MB128 });
-    assert.ok(typeof multi === 'object' && multi.algorithm === 'hdfs-md5md5crc32' && multi.hex.length === 56);
+  });
+
+  it('an answer for several blocks with their lengths: the block size when they are even, the lengths when not', () => {
+    const status = { length: 3 * MB128 + 1, blockSize: MB128 };
+    assert.equal(spansBlocks(md5Answer(262144, 'CRC32'), status), true);
+    const even = checksumFromFileChecksum(md5Answer(262144, 'CRC32'), status, [MB128, MB128, MB128, 1]);
+    assert.deepEqual(typeof even === 'object' && [even.algorithm, even.hex.length, even.layout], ['hdfs-md5md5crc32', 56, { bytesPerCrc: 512, blockSize: MB128 }]);
+    // A concatenation whose first block is full: crcPerBlock is the same as for even blocks.
+    const lengths = [MB128, 1000, MB128, MB128 - 999];
+    const concat = checksumFromFileChecksum(md5Answer(262144), status, lengths);
+    assert.deepEqual(typeof concat === 'object' && concat.layout, { bytesPerCrc: 512, blockSize: MB128, blockLengths: lengths });
+    // Shorter than one block, yet two blocks (crcPerBlock counts the first one's CRCs).
+    assert.equal(spansBlocks(md5Answer(3), { length: 1500, blockSize: MB128 }), true);
+    const small = checksumFromFileChecksum(md5Answer(3), { length: 1500, blockSize: MB128 }, [1100, 400]);
+    assert.deepEqual(typeof small === 'object' && small.layout, { bytesPerCrc: 512, blockSize: MB128, blockLengths: [1100, 400] });
+    // A composite CRC does not depend on the blocks.
+    assert.equal(spansBlocks({ algorithm: 'COMPOSITE-CRC32C', bytes: '1A2B3C4D', length: 4 }, status), false);
   });
 
   it('a composite CRC answer as the plain CRC of the bytes', () => {
@@ -139,8 +204,8 @@ describe('WebHDFS GETFILECHECKSUM answers', () => {
   });
 
   it('leaves to the size check what cannot be recomputed from the bytes and the block size', () => {
-    const why = (value: unknown, status: Parameters<typeof checksumFromFileChecksum>[1]): string => {
-      const result = checksumFromFileChecksum(value, status);
+    const why = (value: unknown, status: Parameters<typeof checksumFromFileChecksum>[1], blockLengths?: number[]): string => {
+      const result = checksumFromFileChecksum(value, status, blockLengths);
       assert.equal(typeof result, 'string', JSON.stringify(result));
       return result as string;
     };
@@ -150,8 +215,26 @@ describe('WebHDFS GETFILECHECKSUM answers', () => {
     assert.match(why({ algorithm: 'MD5-of-0MD5-of-512CRC32C', bytes: '00000100'.padEnd(56, '0'), length: 28 }, { length: 5, blockSize: MB128 }), /disagrees/);
     assert.match(why(md5Answer(0), { length: 5 }), /block size/);
     assert.match(why(md5Answer(0), { length: 5, blockSize: MB128, ecBit: true }), /erasure-coded/);
-    // Two blocks in a file shorter than one block (a concatenation), or a short first block.
-    assert.match(why(md5Answer(2), { length: 1500, blockSize: MB128 }), /not all 134217728 bytes/);
-    assert.match(why(md5Answer(100), { length: 2 * MB128, blockSize: MB128 }), /not all/);
+    // Several blocks whose lengths are unknown, or do not fit the answer or the file.
+    assert.match(why(md5Answer(2), { length: 1500, blockSize: MB128 }), /several blocks and their lengths are unknown/);
+    assert.match(why(md5Answer(0), { length: 2 * MB128, blockSize: MB128 }), /several blocks and their lengths are unknown/);
+    assert.match(why(md5Answer(262144), { length: 2 * MB128, blockSize: MB128 }, [MB128, MB128 - 1]), /add up to 268435455 bytes, not its length 268435456/);
+    assert.match(why(md5Answer(100), { length: 2 * MB128, blockSize: MB128 }, [MB128, MB128]), /100 CRCs in the first block\) disagrees with its 2 blocks/);
+    assert.match(why(md5Answer(0), { length: 1500, blockSize: MB128 }, [1000, 500]), /disagrees/);
+    assert.match(why(md5Answer(2), { length: 1500, blockSize: MB128 }, [1000, 0, 500]), /empty block/);
+  });
+
+  it('reads block lengths from GETFILEBLOCKLOCATIONS and GET_BLOCK_LOCATIONS answers', () => {
+    const location = (offset: number, length: number): Record<string, unknown> =>
+      ({ cachedHosts: [], corrupt: false, hosts: ['dn1'], length, names: ['10.0.0.1:9866'], offset, storageTypes: ['DISK'], topologyPaths: ['/default-rack/10.0.0.1:9866'] });
+    assert.deepEqual(blockLengthsFrom({ BlockLocations: { BlockLocation: [location(0, MB128), location(MB128, 1000), location(MB128 + 1000, 7)] } }), [MB128, 1000, 7]);
+    assert.deepEqual(blockLengthsFrom({ BlockLocations: { BlockLocation: [] } }), []);
+    const located = (startOffset: number, numBytes: number): Record<string, unknown> =>
+      ({ block: { blockId: 1073741825, blockPoolId: 'BP-1', generationStamp: 1001, numBytes }, blockToken: { urlString: 'AA' }, cachedLocations: [], isCorrupt: false, locations: [], startOffset });
+    assert.deepEqual(blockLengthsFrom({ LocatedBlocks: { fileLength: 1600, isLastBlockComplete: true, isUnderConstruction: false, lastLocatedBlock: located(1500, 100), locatedBlocks: [located(0, 1500), located(1500, 100)] } }), [1500, 100]);
+    assert.match(blockLengthsFrom({ FileStatus: {} }) as string, /no block list/);
+    assert.match(blockLengthsFrom({ BlockLocations: { BlockLocation: [location(0, 10), location(20, 10)] } }) as string, /block at 20 where 10 was expected/);
+    assert.match(blockLengthsFrom({ BlockLocations: { BlockLocation: [location(10, 10)] } }) as string, /block at 10 where 0/);
+    assert.match(blockLengthsFrom({ LocatedBlocks: { locatedBlocks: [{ startOffset: 0, block: {} }] } }) as string, /malformed length/);
   });
 });
