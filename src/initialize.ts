@@ -67,7 +67,9 @@ export async function initialize(pairs: readonly Pair[], settings: Settings, log
   const total: RunSummary = { files: 0, bytes: 0, fetchedBytes: 0, seconds: 0 };
   for (const pair of pairs) {
     const summary = await copyOne(pair, ctx).catch((err: unknown) => { throw withLocalAdvice(err, pair.dest); });
-    if (settings.confidential.enabled) await decryptModelFiles(pair.dest, settings, log, signal);
+    if (settings.confidential.enabled) {
+      await decryptModelFiles(pair.dest, settings, log, signal).catch((err: unknown) => { throw withLocalAdvice(err, pair.dest); });
+    }
     log.info(`Successfully copied ${redactUri(pair.uri)} to ${pair.dest}`);
     total.files += summary.files;
     total.bytes += summary.bytes;

@@ -4,6 +4,7 @@
  * Synchronous writes: an init container's log must be complete even when the process exits at once.
  */
 import { writeSync } from 'node:fs';
+import { escapeUnprintable } from './uri/redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
@@ -34,11 +35,6 @@ export function createLogger(options: LoggerOptions): Logger {
   const threshold = ORDER[options.level];
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
   const scrub = (text: string): string => secrets.reduce((t, s) => t.split(s).join('***'), text);
-  // One record, one line: a control or line-separator character in a key, URL or server message
-  // is shown escaped, so no input can split a record or forge the next one.
-  const oneLine = (text: string): string =>
-    // eslint-disable-next-line no-control-regex -- finding control characters is the point
-    text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
   const write = (level: LogLevel, message: string, fields: LogFields | undefined): void => {
     if (ORDER[level] < threshold) return;
@@ -53,7 +49,9 @@ export function createLogger(options: LoggerOptions): Logger {
         .join('');
       line = `${time} ${level.toUpperCase()} ${message}${extra}`;
     }
-    writeSync(fd, `${oneLine(scrub(line))}\n`);
+    // One record, one line: a control, line-separator or bidi character in a key, URL or server
+    // message is shown escaped, so no input can split a record or forge the next one.
+    writeSync(fd, `${escapeUnprintable(scrub(line))}\n`);
   };
 
   return {

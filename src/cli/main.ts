@@ -7,7 +7,7 @@ import { describeError, StorageError } from '../errors.js';
 import { initialize } from '../initialize.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings } from '../settings/settings.js';
-import { timeoutAdvice } from '../sources/timeouts.js';
+import { timeoutAdvice } from '../net/timeouts.js';
 import { formatBytes } from '../transfer/progress.js';
 import { redactUri } from '../uri/redact.js';
 import { parseCommandLine } from './args.js';

@@ -69,7 +69,7 @@ async function looksLikeJwe(file: string): Promise<boolean> {
 }
 
 /** Every JWE file under dest, found without following symbolic links. */
-export async function findJweFiles(dest: string, signal: AbortSignal): Promise<JweFile[]> {
+async function findJweFiles(dest: string, signal: AbortSignal): Promise<JweFile[]> {
   const root = path.resolve(dest);
   const found: JweFile[] = [];
   const walk = async (dir: string): Promise<void> => {

@@ -7,6 +7,7 @@
 import { describeError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createDispatcher, discardBody, httpRequest } from '../net/http-client.js';
+import { readTimeoutText } from '../net/timeouts.js';
 import type { ConfidentialSettings } from '../settings/confidential.js';
 import type { NetSettings } from '../settings/settings.js';
 import { cancelled, withRetry } from '../transfer/retry.js';
@@ -23,7 +24,7 @@ export interface CdhRequest {
   signal: AbortSignal;
 }
 
-export function cdhResourcePath(confidential: ConfidentialSettings): string {
+function cdhResourcePath(confidential: ConfidentialSettings): string {
   const resource = confidential.resource;
   if (resource === undefined) throw new StorageError('InvalidInput', 'CONFIDENTIAL_RESOURCE_ID is not set');
   return `/cdh/resource/${[resource.repo, resource.type, resource.tag].map(encodeURIComponent).join('/')}`;
@@ -71,7 +72,7 @@ export async function fetchKeyFromCdh(req: CdhRequest): Promise<Buffer> {
       } catch (err) {
         if (signal.aborted) throw cancelled(signal);
         if (attempt.signal.aborted) { // not by the run's signal (checked above): the timer
-          throw new StorageError('Network', `the Confidential Data Hub at ${shown} did not answer within ${req.readTimeoutMs / 1000} s (CDH_ADDR=${confidential.cdhAddr}); raise STORAGE_INITIALIZER_READ_TIMEOUT if attestation is slow`, { retryable: true });
+          throw new StorageError('Network', `the Confidential Data Hub at ${shown} (CDH_ADDR=${confidential.cdhAddr}): ${readTimeoutText(req.readTimeoutMs)}`, { retryable: true });
         }
         if (err instanceof StorageError && err.kind === 'Network' && /connection to/.test(err.message)) {
           throw new StorageError('Network', `cannot reach the Confidential Data Hub for the model key at ${shown}: ${describeError(err.cause)}; check CDH_ADDR (${confidential.cdhAddr}) and that the CDH runs in this pod`, { retryable: err.retryable, cause: err.cause });

@@ -25,7 +25,7 @@ function lengthPrefixed(bytes: Buffer): Buffer {
   return Buffer.concat([uint32(bytes.length), bytes]);
 }
 
-export function concatKdf(z: Buffer, keyBits: number, algorithmId: string, apu: Buffer, apv: Buffer): Buffer {
+function concatKdf(z: Buffer, keyBits: number, algorithmId: string, apu: Buffer, apv: Buffer): Buffer {
   const otherInfo = Buffer.concat([lengthPrefixed(Buffer.from(algorithmId, 'ascii')), lengthPrefixed(apu), lengthPrefixed(apv), uint32(keyBits)]);
   const rounds = Math.ceil(keyBits / 256);
   const out = Buffer.alloc(rounds * 32);

@@ -95,7 +95,7 @@ function familyOf(alg: string): KeyFamily {
 }
 
 /** Bytes a symmetric key must have for this header; undefined for the asymmetric algorithms. */
-export function symmetricKeyBytes(header: JweHeader): number | undefined {
+function symmetricKeyBytes(header: JweHeader): number | undefined {
   if (header.alg === 'dir') return CEK_BYTES[header.enc];
   return WRAP_KEY_BYTES[header.alg];
 }

@@ -10,11 +10,12 @@
  * Only validated when enabled: a run that does not decrypt never fails on these.
  */
 import { invalidInput } from '../errors.js';
+import { redactSecrets } from '../uri/redact.js';
 import { parseBoolean } from './values.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export const CDH_DEFAULT_ADDR = 'http://127.0.0.1:8006';
+const CDH_DEFAULT_ADDR = 'http://127.0.0.1:8006';
 
 export interface KbsResource {
   /** As given, for messages (it names a key, it is not one). */
@@ -34,7 +35,7 @@ export interface ConfidentialSettings {
 
 const RESOURCE_FORM = 'kbs:///<repo>/<type>/<tag>';
 
-export function parseKbsResourceId(value: string): KbsResource {
+function parseKbsResourceId(value: string): KbsResource {
   const id = value.trim();
   const shown = JSON.stringify(id.length > 120 ? `${id.slice(0, 120)}...` : id);
   const bad = (why: string): Error => invalidInput(`invalid CONFIDENTIAL_RESOURCE_ID=${shown}: ${why}; expected ${RESOURCE_FORM}`);
@@ -52,7 +53,9 @@ export function parseKbsResourceId(value: string): KbsResource {
 
 function parseCdhAddr(value: string | undefined): string {
   const text = value === undefined || value.trim() === '' ? CDH_DEFAULT_ADDR : value.trim();
-  const shown = JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}...` : text);
+  // Redacted: a value that fails to parse may still carry a password (`http://u:pw@[x`).
+  const safe = redactSecrets(text);
+  const shown = JSON.stringify(safe.length > 120 ? `${safe.slice(0, 120)}...` : safe);
   let url: URL;
   try {
     url = new URL(text);

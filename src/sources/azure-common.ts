@@ -13,7 +13,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { loadCaCertificates } from '../net/tls.js';
 import type { Settings } from '../settings/settings.js';
-import { applySocketTimeouts } from './timeouts.js';
+import { applySocketTimeouts } from '../net/timeouts.js';
 
 export type AzureAuth =
   | { kind: 'token'; credential: TokenCredential; describe: string }

@@ -15,7 +15,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git
 import { connect, type Socket } from 'node:net';
 import { describeError, isRetryable, StorageError } from '../errors.js';
 import { collectBody } from './git-http.js';
-import { applySocketTimeouts } from './timeouts.js';
+import { applySocketTimeouts } from '../net/timeouts.js';
 
 export const GIT_DAEMON_PORT = 9418;
 const MAX_ADVERTISEMENT_BYTES = 64 * 2 ** 20;

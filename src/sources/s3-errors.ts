@@ -2,7 +2,7 @@
 import { describeError, isRetryable, StorageError } from '../errors.js';
 import { retryAfterMs } from '../net/http-status.js';
 import type { S3Settings } from '../settings/settings.js';
-import { connectTimeoutText, readTimeoutText } from './timeouts.js';
+import { connectTimeoutText, readTimeoutText } from '../net/timeouts.js';
 
 interface SdkError {
   name?: string;
@@ -16,8 +16,8 @@ interface SdkError {
 const AUTH_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'AuthorizationHeaderMalformed']);
 
 /** The SDK's request handler names its own option; an operator needs our variable instead. */
-function timeoutDetail(e: SdkError, timeouts: S3Timeouts | undefined): string | undefined {
-  if (e.name !== 'TimeoutError' || timeouts === undefined) return undefined;
+function timeoutDetail(e: SdkError, timeouts: S3Timeouts): string | undefined {
+  if (e.name !== 'TimeoutError') return undefined;
   return /establish a connection/.test(e.message ?? '')
     ? connectTimeoutText(timeouts.connectTimeoutMs, 'S3_CONNECT_TIMEOUT')
     : readTimeoutText(timeouts.readTimeoutMs, 'S3_READ_TIMEOUT');
@@ -25,7 +25,7 @@ function timeoutDetail(e: SdkError, timeouts: S3Timeouts | undefined): string | 
 
 export type S3Timeouts = Pick<S3Settings, 'connectTimeoutMs' | 'readTimeoutMs'>;
 
-export function s3Error(err: unknown, what: string, timeouts?: S3Timeouts): unknown {
+export function s3Error(err: unknown, what: string, timeouts: S3Timeouts): unknown {
   if (err instanceof StorageError || typeof err !== 'object' || err === null) return err;
   const e = err as SdkError;
   const code = e.Code ?? e.name ?? 'Error';

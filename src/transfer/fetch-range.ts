@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { describeError, errorCode, integrity, isRetryable, localIO, network, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { readTimeoutText } from '../net/timeouts.js';
 import type { ObjectSource, RemoteObject } from '../sources/types.js';
 import { backoffDelay, cancelled, sleep } from './retry.js';
 
@@ -139,7 +140,7 @@ async function drain(job: RangeJob, stream: Readable, idleTimeoutMs: number, abo
   const expected = job.end === undefined ? undefined : job.end - job.start;
   const writer = new DoubleBufferedWriter(job, expected === undefined ? WRITE_BUFFER_BYTES : Math.max(1, Math.min(WRITE_BUFFER_BYTES, expected - job.done)));
   const idle = setTimeout(() => {
-    const err = network(`no data received for ${idleTimeoutMs / 1000} s from ${job.source.displayUri}`);
+    const err = network(`${job.source.displayUri}: ${readTimeoutText(idleTimeoutMs)}`);
     abortAttempt(err);
     stream.destroy(err);
   }, idleTimeoutMs);

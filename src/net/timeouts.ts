@@ -4,8 +4,8 @@
  */
 import type { Socket } from 'node:net';
 
-export const CONNECT_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_CONNECT_TIMEOUT';
-export const READ_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_READ_TIMEOUT';
+const CONNECT_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_CONNECT_TIMEOUT';
+const READ_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_READ_TIMEOUT';
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
 
@@ -18,7 +18,7 @@ export function readTimeoutText(ms: number, variable = READ_TIMEOUT_VARIABLE): s
 }
 
 /** An ETIMEDOUT error (retryable, like a socket's own) carrying the wording above. */
-export function timeoutError(text: string): Error {
+function timeoutError(text: string): Error {
   return Object.assign(new Error(text), { code: 'ETIMEDOUT' });
 }
 
