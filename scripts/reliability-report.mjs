@@ -1,4 +1,4 @@
-// Runs the reliability suites (fault matrix, crash trials, local faults, hostile inputs) with
+// Runs the reliability suites (fault matrix, crash trials, local faults, hostile inputs, secrets) with
 // RELIABILITY_OUT set, reads the JSON lines they record, and writes docs/reliability.md.
 // Usage: node scripts/reliability-report.mjs        (npm run reliability)
 //        node scripts/reliability-report.mjs --from DIR   (only re-render from records already in DIR)
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 const COMMAND = 'npm run reliability';
 const OUT_FILE = 'docs/reliability.md';
-const SUITE_DIRS = ['test/faults', 'test/hostile'];
+const SUITE_DIRS = ['test/faults', 'test/hostile', 'test/security'];
 
 function runSuites() {
   const dir = mkdtempSync(join(tmpdir(), 'si-reliability-'));
@@ -159,6 +159,19 @@ function localSection(rows) {
     table(keys, rows.map((r) => keys.map((k) => (typeof r[k] === 'object' && r[k] !== null ? JSON.stringify(r[k]) : r[k])))), ''].join('\n');
 }
 
+function secretsSection(rows) {
+  if (rows === undefined) return '## Secrets\n\nNot run.\n';
+  const sources = unique(rows.map((r) => r.source));
+  return ['## Secrets', '',
+    'Every source run at debug level with known secret values (keys, tokens, SAS, URL passwords, header values,',
+    'HDFS secrets), through success and failure paths; a leak is any of the values, raw, base64 or',
+    'percent-encoded, in stdout, stderr or the error line.', '',
+    table(['source', 'paths', 'leaks'], sources.map((s) => {
+      const of = rows.filter((r) => r.source === s);
+      return [s, unique(of.map((r) => r.path)).join(', '), of.filter((r) => r.leaked === true).length];
+    })), ''].join('\n');
+}
+
 function render(suites, note) {
   const matrix = matrixSection(suites['fault-matrix']);
   const crash = crashSection(suites['crash-restart']);
@@ -177,6 +190,8 @@ function render(suites, note) {
     crash.totals === undefined ? '- Crash trials: not run.'
       : `- Crash trials: ${crash.totals.trials}; max refetched after restart: ${crash.totals.maxRefetch.toFixed(1)} % of the model; not identical: ${crash.totals.notIdentical}`,
     suites['local-faults'] === undefined ? '- Local faults: not run.' : `- Local faults tried: ${suites['local-faults'].length}`,
+    suites.secrets === undefined ? '- Secrets: not run.'
+      : `- Secret-bearing runs: ${suites.secrets.length}; leaks: ${suites.secrets.filter((r) => r.leaked === true).length}`,
   ];
   return [
     '# Reliability',
@@ -193,6 +208,7 @@ function render(suites, note) {
     crash.text,
     hostile.text,
     localSection(suites['local-faults']),
+    secretsSection(suites.secrets),
   ].join('\n');
 }
 
