@@ -11,16 +11,12 @@ import { StorageError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import { redactUri } from '../uri/redact.js';
 import type { Location } from '../uri/location.js';
-import { azureAuth, azureError, joinUrl, resumableBody, SDK_OPTIONS, serviceEndpoint, withKServeTrust, withQuery, type AzureAuth } from './azure-common.js';
-import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
+import { azureAuth, azureError, joinUrl, md5Of, resumableBody, SDK_OPTIONS, serviceEndpoint, withKServeTrust, withQuery, type AzureAuth } from './azure-common.js';
+import type { ByteRange, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
 
 type BlobLocation = Extract<Location, { scheme: 'azure-blob' }>;
 
 const PAGE_SIZE = 5000;
-
-function md5Of(bytes: Uint8Array | undefined): Checksum | undefined {
-  return bytes === undefined || bytes.length !== 16 ? undefined : { algorithm: 'md5', hex: Buffer.from(bytes).toString('hex') };
-}
 
 function objectOf(item: BlobItem): RemoteObject {
   return {

@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { loadCaCertificates } from '../net/tls.js';
 import type { Settings } from '../settings/settings.js';
 import { applySocketTimeouts } from '../net/timeouts.js';
+import type { Checksum } from './types.js';
 
 export type AzureAuth =
   | { kind: 'token'; credential: TokenCredential; describe: string }
@@ -184,4 +185,9 @@ export function resumableBody(body: Readable, backend: string, displayUri: strin
   });
   body.pipe(out);
   return out;
+}
+
+/** The Content-MD5 both Azure services store, when a blob or file has one. */
+export function md5Of(bytes: Uint8Array | undefined): Checksum | undefined {
+  return bytes === undefined || bytes.length !== 16 ? undefined : { algorithm: 'md5', hex: Buffer.from(bytes).toString('hex') };
 }
