@@ -6,10 +6,10 @@
  * send. Nothing is ever stored.
  */
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { listenOnLoopback } from '../servers/ports.js';
 
 interface Resource {
   name: string;
@@ -88,8 +88,7 @@ export async function startApiServerDouble(): Promise<ApiServerDouble> {
     if (req.method !== 'GET') writes.push(`${req.method ?? ''} ${url}`);
     send(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: `${url} not found` });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const dir = await mkdtemp(path.join(tmpdir(), 'kubeconfig-'));
   const kubeconfig = path.join(dir, 'config');
   await writeFile(kubeconfig, [

@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { failsWith, runCli } from '../helpers/cli.js';
 import { skipWithout } from '../helpers/system.js';
 import { freshDest, tempDir } from '../helpers/tree.js';
+import { listenOnLoopback } from '../servers/ports.js';
 
 /** Generous: with 1 s timeouts and one attempt, every case ends in a few seconds. */
 const HANG_GUARD_MS = 30_000;
@@ -40,10 +41,7 @@ async function startSilentServer(): Promise<Silent> {
     socket.on('error', () => undefined);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return { port: address.port, server, sockets };
+  return { port: await listenOnLoopback(server), server, sockets };
 }
 
 interface Blackhole { port: number; child: ChildProcess; held: Socket[] }

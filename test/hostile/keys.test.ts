@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StorageError } from '../../src/errors.js';
@@ -18,6 +17,7 @@ import { hashOf, hashTree, randomBytes } from '../helpers/tree.js';
 import { startFauxqs, type FauxqsServer } from '../servers/fauxqs.js';
 import { s3Client, uploadTree } from '../servers/s3-fixtures.js';
 import { errorLine, escaped, newSandbox, report, sandboxRoot, verdict } from './sandbox.js';
+import { listenOnLoopback } from '../servers/ports.js';
 
 const TIMEOUT_MS = 30_000;
 const small = (text: string): Buffer => Buffer.from(text);
@@ -162,8 +162,7 @@ describe('hostile file names in HTTP URLs through the CLI', { concurrency: 3 }, 
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length });
       res.end(req.method === 'HEAD' ? undefined : BODY);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = `http://127.0.0.1:${await listenOnLoopback(server)}`;
   });
   after(async () => {
     server.closeAllConnections();

@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Tree } from '../helpers/tree.js';
+import { listenOnLoopback } from './ports.js';
 
 export const FILE_ACCOUNT = 'devstoreaccount1';
 /** The same well-known development key Azurite uses. */
@@ -233,15 +234,10 @@ export async function startAzureFileDouble(options: { maxResults?: number; tls?:
   const tls = options.tls;
   const server: Server = tls === undefined ? createServer(onRequest)
     : createTlsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, onRequest);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => { resolve(); });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('azure file double: no TCP address');
+  const port = await listenOnLoopback(server);
   let modified = 0;
   return {
-    endpoint: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${address.port}/${FILE_ACCOUNT}`,
+    endpoint: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/${FILE_ACCOUNT}`,
     requests,
     addShare(name, tree, options = {}) {
       const share: Share = { files: new Map(), dirs: new Set() };

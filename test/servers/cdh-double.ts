@@ -13,7 +13,7 @@
  * Resource names are matched after percent-decoding each segment, as the real server's router does.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 export interface CdhDouble {
   /** `http://127.0.0.1:PORT`, the value for CDH_ADDR. */
@@ -57,11 +57,7 @@ export async function startCdhDouble(resources: Record<string, Uint8Array | stri
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => { resolve(); });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const double: CdhDouble = {
     url: `http://127.0.0.1:${port}`,
     port,

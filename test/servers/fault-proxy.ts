@@ -9,6 +9,7 @@ import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:h
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 /** What to do to one request. Byte positions count bytes of this response's body. */
 export type Fault =
@@ -623,21 +624,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return `${proxyOrigin}${path}${target.search}${target.hash}`;
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('fault proxy: no TCP address');
-  proxyOrigin = `http://127.0.0.1:${address.port}`;
+  const port = await listenOnLoopback(server);
+  proxyOrigin = `http://127.0.0.1:${port}`;
 
   let stopping: Promise<void> | undefined;
   return {
     url: proxyOrigin,
-    port: address.port,
+    port,
     stats,
     setSchedule: (next) => {
       schedule = next;

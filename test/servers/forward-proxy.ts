@@ -4,6 +4,7 @@
  */
 import { createServer, request, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 export interface ForwardProxy {
   readonly url: string;
@@ -48,11 +49,9 @@ export async function startForwardProxy(): Promise<ForwardProxy> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+  const port = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://127.0.0.1:${port}`,
     seen,
     stop: () => new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy();

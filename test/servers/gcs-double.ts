@@ -19,7 +19,7 @@
 import { crc32c } from '@aws-crypto/crc32c';
 import { createHash, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 export const GCS_READ_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
 const STORAGE_SCOPES = [GCS_READ_SCOPE, 'https://www.googleapis.com/auth/devstorage.full_control',
@@ -297,8 +297,7 @@ export async function startGcsDouble(options: { metadata?: boolean; tokenLifetim
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => { if (!res.headersSent) sendError(res, 500, String(err), 'backendError'); else res.destroy(); });
   });
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve); });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   url = `http://127.0.0.1:${port}`;
 
   const double: GcsDouble = {

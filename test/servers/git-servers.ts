@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './ports.js';
+import { freePort, listenOnLoopback } from './ports.js';
 
 export const GIT_TEST_USER = 'modeluser';
 export const GIT_TEST_PASSWORD = 'g1t-s3cret-pw';
@@ -218,10 +218,7 @@ export async function startGitServers(): Promise<GitServers> {
     if (req.method === 'POST' && pathInfo.endsWith('/info/lfs/objects/batch')) { lfsBatch(req, res, origin, lfsObjects); return; }
     cgi(req, res, base, pathInfo, url.search.slice(1));
   });
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve); });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  origin = `http://127.0.0.1:${address.port}`;
+  origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
 
   const daemonPort = await freePort();
   const daemon = spawn('git', ['daemon', '--export-all', '--reuseaddr', `--base-path=${base}`, '--listen=127.0.0.1', `--port=${daemonPort}`, base], {

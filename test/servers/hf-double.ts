@@ -16,8 +16,8 @@
 // CloudFront does, but logs it (`requests`), so tests can prove a client never sent the token there.
 // All files at or above `lfsThreshold` bytes are LFS files.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { listenOnLoopback } from './ports.js';
 
 export type Files = ReadonlyMap<string, Buffer>;
 
@@ -281,11 +281,7 @@ export async function listen(handler: Handler): Promise<Listening> {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve) => {

@@ -23,7 +23,7 @@
 // Every request is counted and recorded, answered or refused. Nothing here logs.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 export interface ImdsCredentials {
   readonly accessKeyId: string;
@@ -184,14 +184,7 @@ export async function startImds(options: ImdsOptions): Promise<ImdsServer> {
   };
 
   const server = createServer(handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
 
   let stopping: Promise<void> | undefined;
   return {

@@ -1,5 +1,5 @@
 // Free TCP ports on the loopback interface, for servers the tests start themselves.
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 /**
  * Asks the kernel for a free port on 127.0.0.1 (listen on port 0, read it, close).
@@ -23,6 +23,19 @@ export function freePort(): Promise<number> {
         if (err) reject(err);
         else resolve(port);
       });
+    });
+  });
+}
+
+/** Starts `server` (net, http, https or tls) on a free loopback port and returns the port. */
+export function listenOnLoopback(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address === null || typeof address === 'string') reject(new Error('listening socket has no TCP address'));
+      else resolve(address.port);
     });
   });
 }

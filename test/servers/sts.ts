@@ -16,7 +16,7 @@
 // Every POST is counted in `calls` and recorded in `requests`, answered or refused.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 export interface StsOptions {
   readonly roleArn: string;
@@ -187,14 +187,7 @@ export async function startSts(options: StsOptions): Promise<StsServer> {
       res.end(err instanceof Error ? err.message : String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
 
   let stopping: Promise<void> | undefined;
   return {

@@ -41,9 +41,9 @@ import { crc32c } from '@aws-crypto/crc32c';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { listenOnLoopback } from './ports.js';
 
 export interface WebHdfsDoubleOptions {
   /** Block size of every file (dfs.blocksize); default 128 MiB. A multiple of 512. */
@@ -498,9 +498,8 @@ export async function startWebHdfsDouble(options: WebHdfsDoubleOptions = {}): Pr
       void negotiate(acceptor, req, res).then((user) => { if (user !== undefined) handle(server, req, res, user); });
     };
     const s = tlsOptions === undefined ? createHttpServer(listener) : createHttpsServer(tlsOptions, listener);
-    await new Promise<void>((resolve) => { s.listen(0, '127.0.0.1', resolve); });
+    ports.push(await listenOnLoopback(s));
     servers.push(s);
-    ports.push((s.address() as AddressInfo).port);
   }
 
   const double: WebHdfsDouble = {

@@ -12,6 +12,7 @@ import { parseChallenge, RegistryClient } from '../../src/sources/oci-client.js'
 import { applyLayer } from '../../src/sources/oci-layers.js';
 import { layerFormat, pickPlatform } from '../../src/sources/oci-manifest.js';
 import { tempDir } from '../helpers/tree.js';
+import { listenOnLoopback } from '../servers/ports.js';
 
 describe('oci settings', () => {
   it('reads auth and username/password entries, normalizing registry keys', async () => {
@@ -109,9 +110,9 @@ describe('oci Bearer token flow', () => {
       }
       res.writeHead(200, { 'content-type': 'text/plain' }).end('manifest');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = await listenOnLoopback(server);
     try {
-      const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const host = `127.0.0.1:${port}`;
       const file = path.join(work.dir, 'config.json');
       await writeFile(file, JSON.stringify({ auths: { [host]: { username: 'u', password: 'p' } } }));
       const settings = loadSettings({ KSERVE_OCI_DOCKER_CONFIG: file, KSERVE_OCI_INSECURE_REGISTRY: host });
