@@ -75,9 +75,14 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
+/** A failure and its causes, outermost first (bounded: a cause chain may loop). */
+export function* causeChain(err: unknown): Generator<Error> {
+  for (let current = err, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) yield current;
+}
+
 /** The system error code of a failure or of the first of its causes that has one. */
 function systemError(err: unknown): (Error & { code: string; path?: unknown; dest?: unknown }) | undefined {
-  for (let current = err, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
+  for (const current of causeChain(err)) {
     if (errorCode(current) !== undefined && !(current instanceof StorageError)) return current as Error & { code: string };
   }
   return undefined;

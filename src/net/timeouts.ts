@@ -3,6 +3,7 @@
  * the variable an operator raises when a slow store is simply slow.
  */
 import type { Socket } from 'node:net';
+import { causeChain, errorCode } from '../errors.js';
 
 const CONNECT_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_CONNECT_TIMEOUT';
 const READ_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_READ_TIMEOUT';
@@ -46,9 +47,8 @@ const HTTP_CLIENT_TIMEOUTS: Readonly<Record<string, 'connect' | 'read'>> = {
  */
 export function timeoutAdvice(err: unknown, message: string, limits: { connectTimeoutMs: number; readTimeoutMs: number }): string {
   if (/raise [A-Z0-9_]+_TIMEOUT/.test(message)) return '';
-  for (let current = err, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth++) {
-    const code = 'code' in current && typeof current.code === 'string' ? current.code : '';
-    const phase = HTTP_CLIENT_TIMEOUTS[code];
+  for (const current of causeChain(err)) {
+    const phase = HTTP_CLIENT_TIMEOUTS[errorCode(current) ?? ''];
     if (phase === 'connect') return `; ${connectTimeoutText(limits.connectTimeoutMs)}`;
     if (phase === 'read') return `; ${readTimeoutText(limits.readTimeoutMs)}`;
   }
