@@ -14,6 +14,7 @@ import { request, type Dispatcher } from 'undici';
 import { authFailed, describeError, forbidden, integrity, network, notFound, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { discardBody, httpRequest } from '../net/http-client.js';
+import { eachConcurrently } from '../transfer/each-concurrently.js';
 
 const POINTER_MAX_BYTES = 1024;
 const POINTER = /^version https:\/\/git-lfs\.github\.com\/spec\/v1\n(?:[a-z0-9.-]+ [^\n]*\n)*$/;
@@ -164,7 +165,7 @@ export async function fetchLfsObjects(pointers: readonly LfsPointer[], ctx: LfsC
     const group = pointers.slice(i, i + BATCH_SIZE);
     const answer = await batch(group, ctx);
     const byOid = new Map((answer.objects ?? []).map((o) => [o.oid, o]));
-    const jobs = group.map((pointer) => async () => {
+    await eachConcurrently(group, CONCURRENCY, async (pointer) => {
       const object = byOid.get(pointer.oid);
       const shown = path.basename(pointer.file);
       if (object?.error !== undefined) {
@@ -177,14 +178,6 @@ export async function fetchLfsObjects(pointers: readonly LfsPointer[], ctx: LfsC
       fetched += pointer.size;
       ctx.log.debug(`fetched Git LFS object ${pointer.oid} for ${shown}`, { bytes: pointer.size });
     });
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < jobs.length) {
-        const job = jobs[next++];
-        if (job !== undefined) await job();
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, worker));
   }
   return fetched;
 }

@@ -31,6 +31,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { createDispatcher, discardBody, headerValue, httpRequest, type HttpResponse } from '../net/http-client.js';
 import type { HdfsSettings } from '../settings/hdfs.js';
 import type { Settings } from '../settings/settings.js';
+import { eachConcurrently } from '../transfer/each-concurrently.js';
 import type { Location } from '../uri/location.js';
 import type { ByteRange, Checksum, ObjectSource, ObjectSourceCapabilities, RemoteObject } from './types.js';
 import { blockLengthsFrom, checksumFromFileChecksum, spansBlocks } from './webhdfs-checksum.js';
@@ -213,11 +214,9 @@ export class WebHdfsSource implements ObjectSource {
     }
     // In listing order, whatever order the checksums arrive in.
     const objects = new Array<RemoteObject | undefined>(files.length);
-    const pending = files.entries(); // one iterator the workers share, so each file is taken once
-    const worker = async (): Promise<void> => {
-      for (const [i, [key, child]] of pending) objects[i] = await this.withChecksum(key, child, signal);
-    };
-    await Promise.all(Array.from({ length: Math.min(CHECKSUM_CONCURRENCY, files.length) }, worker));
+    await eachConcurrently(files, CHECKSUM_CONCURRENCY, async ([key, child], i) => {
+      objects[i] = await this.withChecksum(key, child, signal);
+    });
     for (const object of objects) if (object !== undefined) yield object;
   }
 
