@@ -7,7 +7,7 @@
  * Trailing whitespace after the tag is ignored: tools often end the file with a newline.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { describeError, invalidInput, localIO, StorageError } from '../errors.js';
+import { describeError, invalidInput, localIO } from '../errors.js';
 import { cancelled } from '../transfer/retry.js';
 import { decodeJweHeader, isBase64url } from './jwe-header.js';
 import type { JweHeader } from './jwe-key.js';
@@ -33,19 +33,23 @@ export interface CompactJwe {
 
 const notCompact = (why: string): Error => invalidInput(`it is not a valid compact JWE (${why})`);
 
+/** Fills buffer[0, length) from `position`; a read error or a file that ends early is a local error. */
+async function readFullyAt(handle: FileHandle, buffer: Buffer, length: number, position: number, shown: string): Promise<void> {
+  for (let filled = 0; filled < length;) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(buffer, filled, length - filled, position + filled));
+    } catch (err) {
+      throw localIO(`cannot read ${shown}: ${describeError(err)}`, err);
+    }
+    if (bytesRead === 0) throw localIO(`cannot read ${shown}: it became shorter while being decrypted`);
+    filled += bytesRead;
+  }
+}
+
 async function readAt(handle: FileHandle, position: number, length: number, shown: string): Promise<Buffer> {
   const buffer = Buffer.alloc(length);
-  let filled = 0;
-  try {
-    while (filled < length) {
-      const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-  } catch (err) {
-    throw localIO(`cannot read ${shown}: ${describeError(err)}`, err);
-  }
-  if (filled !== length) throw localIO(`cannot read ${shown}: it became shorter while being decrypted`);
+  await readFullyAt(handle, buffer, length, position, shown);
   return buffer;
 }
 
@@ -98,16 +102,7 @@ export async function* ciphertextChunks(handle: FileHandle, jwe: CompactJwe, sho
   for (let done = 0; done < total;) {
     if (signal.aborted) throw cancelled(signal);
     const length = Math.min(CHUNK_CHARS, total - done);
-    let filled = 0;
-    try {
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buffer, filled, length - filled, jwe.ciphertextStart + done + filled);
-        if (bytesRead === 0) throw localIO(`cannot read ${shown}: it became shorter while being decrypted`);
-        filled += bytesRead;
-      }
-    } catch (err) {
-      throw err instanceof StorageError ? err : localIO(`cannot read ${shown}: ${describeError(err)}`, err);
-    }
+    await readFullyAt(handle, buffer, length, jwe.ciphertextStart + done, shown);
     const text = buffer.toString('latin1', 0, length);
     // A dot here is a sixth segment; anything else outside the alphabet is damage.
     if (!isBase64url(text)) throw notCompact(text.includes('.') ? 'it has more than 5 dot-separated segments' : 'its ciphertext is not base64url');
