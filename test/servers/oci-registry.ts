@@ -13,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { freePort } from './ports.js';
 import type { TlsFiles } from './tls.js';
+import { tarBytes, type TarEntry as ByteEntry } from '../helpers/tar-bytes.js';
 
 export interface RegistryOptions {
   tls?: TlsFiles;
@@ -54,39 +55,13 @@ function run(cmd: string, args: readonly string[], input?: Buffer): Promise<Buff
 /** One tar entry: a file with content, a directory (content undefined, name ending in "/"), or a symlink. */
 export interface TarEntry { name: string; content?: Buffer; linkTarget?: string }
 
-function header(name: string, size: number, type: string, linkTarget = ''): Buffer {
-  const h = Buffer.alloc(512);
-  const put = (value: string, offset: number, length: number): void => { h.write(value, offset, length, 'utf8'); };
-  const octal = (value: number, length: number): string => `${value.toString(8).padStart(length - 1, '0')}\0`;
-  put(name, 0, 100);
-  put(octal(type === '5' ? 0o755 : 0o644, 8), 100, 8);
-  put(octal(0, 8), 108, 8);
-  put(octal(0, 8), 116, 8);
-  put(octal(size, 12), 124, 12);
-  put(octal(1_700_000_000, 12), 136, 12);
-  put('        ', 148, 8);
-  put(type, 156, 1);
-  put(linkTarget, 157, 100);
-  put('ustar\0', 257, 6);
-  put('00', 263, 2);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
-  return h;
-}
-
 /** An uncompressed tar built by hand, so entry names are exactly as given. */
 export function makeTar(entries: readonly TarEntry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    if (e.linkTarget !== undefined) parts.push(header(e.name, 0, '2', e.linkTarget));
-    else if (e.content === undefined) parts.push(header(e.name, 0, '5'));
-    else {
-      parts.push(header(e.name, e.content.length, '0'), e.content, Buffer.alloc((512 - (e.content.length % 512)) % 512));
-    }
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
+  return tarBytes(entries.map((e): ByteEntry => {
+    if (e.linkTarget !== undefined) return { name: e.name, type: '2', linkname: e.linkTarget };
+    if (e.content === undefined) return { name: e.name, type: '5' };
+    return { name: e.name, data: e.content };
+  }));
 }
 
 export const gzipLayer = (tar: Buffer): Buffer => gzipSync(tar);

@@ -14,6 +14,7 @@ import { extractArchive } from '../../src/archive/extract.js';
 import type { ArchiveLimits } from '../../src/archive/limits.js';
 import { skipWithout } from '../helpers/system.js';
 import { newCase } from '../helpers/tree.js';
+import { tarBytes, tarHeader, type TarEntry } from '../helpers/tar-bytes.js';
 
 /*
  * Real archives are made with GNU tar and the system compressors (Debian: tar, gzip, bzip2,
@@ -71,62 +72,7 @@ async function describeTree(dir: string, rel = ''): Promise<string[]> {
 
 // ---------- hand-made tar ----------
 
-interface TarSpec {
-  name: string;
-  /** '0' file, '1' hard link, '2' symlink, '3' char device, '4' block device, '5' directory, '6' FIFO. */
-  type?: string;
-  data?: Buffer;
-  /** Declared size when it should differ from data.length. */
-  size?: number;
-  linkname?: string;
-  mode?: number;
-}
-
-function writeNumber(header: Buffer, offset: number, length: number, value: number): void {
-  if (value < 8 ** (length - 1)) {
-    header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'latin1');
-    return;
-  }
-  // GNU base-256: high bit of the first byte set, then the value big-endian.
-  header[offset] = 0x80;
-  let rest = BigInt(value);
-  for (let i = offset + length - 1; i > offset; i--) {
-    header[i] = Number(rest & 0xffn);
-    rest >>= 8n;
-  }
-}
-
-function tarHeader(spec: TarSpec): Buffer {
-  const header = Buffer.alloc(512);
-  header.write(spec.name, 0, 100, 'utf8');
-  writeNumber(header, 100, 8, spec.mode ?? (spec.type === '5' ? 0o755 : 0o644));
-  writeNumber(header, 108, 8, 0);
-  writeNumber(header, 116, 8, 0);
-  writeNumber(header, 124, 12, spec.size ?? spec.data?.length ?? 0);
-  writeNumber(header, 136, 12, 1_700_000_000);
-  header.write('        ', 148, 8, 'latin1');
-  header.write(spec.type ?? '0', 156, 1, 'latin1');
-  if (spec.linkname !== undefined) header.write(spec.linkname, 157, 100, 'utf8');
-  header.write('ustar\u000000', 257, 8, 'latin1');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
-  return header;
-}
-
-function tarBytes(specs: TarSpec[], { end = true } = {}): Buffer {
-  const parts: Buffer[] = [];
-  for (const spec of specs) {
-    parts.push(tarHeader(spec));
-    if (spec.data !== undefined && spec.data.length > 0) {
-      parts.push(spec.data, Buffer.alloc((512 - (spec.data.length % 512)) % 512));
-    }
-  }
-  if (end) parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
-
-async function writeTar(dir: string, name: string, specs: TarSpec[], options?: { end?: boolean }): Promise<string> {
+async function writeTar(dir: string, name: string, specs: TarEntry[], options?: { end?: boolean }): Promise<string> {
   const file = path.join(dir, name);
   await writeFile(file, tarBytes(specs, options));
   return file;
@@ -225,7 +171,7 @@ describe('extractArchive: tar formats made by GNU tar', async () => {
 });
 
 describe('extractArchive: hostile tar entries are refused, nothing lands outside DEST', () => {
-  const cases: { title: string; specs: TarSpec[]; pattern: RegExp }[] = [
+  const cases: { title: string; specs: TarEntry[]; pattern: RegExp }[] = [
     { title: '"../evil"', specs: [{ name: '../evil', data: Buffer.from('pwned') }], pattern: /refusing archive entry "\.\.\/evil": it contains a "\.\." segment/ },
     { title: '"/abs/evil"', specs: [{ name: '/abs/evil', data: Buffer.from('pwned') }], pattern: /refusing archive entry "\/abs\/evil": it is an absolute path/ },
     { title: '"a/../../evil"', specs: [{ name: 'a/../../evil', data: Buffer.from('pwned') }], pattern: /"a\/\.\.\/\.\.\/evil".*"\.\." segment/ },
