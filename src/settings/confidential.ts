@@ -11,7 +11,7 @@
  */
 import { invalidInput } from '../errors.js';
 import { redactSecrets } from '../uri/redact.js';
-import { parseBoolean } from './values.js';
+import { parseBoolean, show } from './values.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -37,7 +37,7 @@ const RESOURCE_FORM = 'kbs:///<repo>/<type>/<tag>';
 
 function parseKbsResourceId(value: string): KbsResource {
   const id = value.trim();
-  const shown = JSON.stringify(id.length > 120 ? `${id.slice(0, 120)}...` : id);
+  const shown = show(id, 120);
   const bad = (why: string): Error => invalidInput(`invalid CONFIDENTIAL_RESOURCE_ID=${shown}: ${why}; expected ${RESOURCE_FORM}`);
   if (!id.startsWith('kbs:///')) {
     throw bad(id.startsWith('kbs://') ? 'the KBS host part must be empty (the CDH knows its KBS)' : 'it must start with kbs:///');
@@ -55,7 +55,7 @@ function parseCdhAddr(value: string | undefined): string {
   const text = value === undefined || value.trim() === '' ? CDH_DEFAULT_ADDR : value.trim();
   // Redacted: a value that fails to parse may still carry a password (`http://u:pw@[x`).
   const safe = redactSecrets(text);
-  const shown = JSON.stringify(safe.length > 120 ? `${safe.slice(0, 120)}...` : safe);
+  const shown = show(safe, 120);
   let url: URL;
   try {
     url = new URL(text);

@@ -9,9 +9,10 @@ export type Raw = string | boolean | number | undefined;
 /** Where a value came from: `S3_MAX_ATTEMPTS`, `--concurrency`, `STORAGE_CONFIG.region`. */
 export type Origin = string;
 
-function show(value: Raw): string {
+/** A value as quoted in an error: JSON-quoted, cut after `max` characters. */
+export function show(value: Raw, max = 60): string {
   const text = String(value);
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}...` : text);
 }
 
 export function parseInteger(origin: Origin, value: Raw, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
