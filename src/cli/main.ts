@@ -7,7 +7,7 @@ import { describeError, StorageError } from '../errors.js';
 import { initialize } from '../initialize.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings } from '../settings/settings.js';
-import { timeoutAdvice } from '../net/timeouts.js';
+import { seconds, timeoutAdvice } from '../net/timeouts.js';
 import { formatBytes } from '../transfer/progress.js';
 import { redactUri } from '../uri/redact.js';
 import { parseCommandLine } from './args.js';
@@ -73,7 +73,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
     if (settings.deadlineMs > 0) {
       deadlineTimer = setTimeout(() => {
-        deadlineExceeded = new StorageError('Cancelled', `deadline of ${Number((settings.deadlineMs / 1000).toFixed(1))} s exceeded`);
+        deadlineExceeded = new StorageError('Cancelled', `deadline of ${seconds(settings.deadlineMs)} exceeded`);
         controller.abort(deadlineExceeded);
       }, settings.deadlineMs);
     }

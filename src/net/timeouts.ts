@@ -8,7 +8,8 @@ import { causeChain, errorCode } from '../errors.js';
 const CONNECT_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_CONNECT_TIMEOUT';
 const READ_TIMEOUT_VARIABLE = 'STORAGE_INITIALIZER_READ_TIMEOUT';
 
-const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
+/** A duration as the timeout and deadline messages show it: `2 s`, `0.5 s`. */
+export const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
 
 export function connectTimeoutText(ms: number, variable = CONNECT_TIMEOUT_VARIABLE): string {
   return `connect timeout of ${seconds(ms)} exceeded (raise ${variable})`;
